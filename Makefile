@@ -1,0 +1,41 @@
+# fieldcloud — the two quickstart commands are `make run` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: run test check lint typecheck serve bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@ $(VENV)/.installed
+
+## run: the demo — server plus a simulated fleet and a feed of work orders
+run: $(VENV)/.installed
+	$(BIN)/fieldcloud demo
+
+## serve: the server alone (settings from the environment)
+serve: $(VENV)/.installed
+	$(BIN)/fieldcloud serve
+
+## test: the whole suite
+test: $(VENV)/.installed-test
+	$(BIN)/python -m pytest
+
+## check: lint and type-check
+check: lint typecheck
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+typecheck: $(VENV)/.installed-test
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -1,0 +1,77 @@
+"""Errors raised by the dispatch domain.
+
+Only ``mobile_api`` turns these into HTTP statuses and websocket error codes;
+every error carries a stable machine-readable ``code``::
+
+    DispatchError
+    ├── NotFound                 the id does not exist in the caller's organisation
+    ├── InvalidInput             a value breaks a domain rule (unknown skill format, …)
+    ├── IllegalTransition        a job or offer cannot move from its current state
+    ├── OfferClosed              the offer is no longer open (taken, expired, …)
+    ├── NotEligible              the worker may not take this job right now
+    └── Unavailable              a backing service cannot be reached (retry later)
+"""
+
+from __future__ import annotations
+
+
+class DispatchError(Exception):
+    """Root of the dispatch errors; ``code`` is stable and goes on the wire."""
+
+    code = "dispatch_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class NotFound(DispatchError):
+    """The thing does not exist, or belongs to another organisation."""
+
+    code = "not_found"
+
+    def __init__(self, kind: str, ident: str) -> None:
+        super().__init__(f"{kind} {ident!r} not found")
+        self.kind = kind
+        self.ident = ident
+
+
+class InvalidInput(DispatchError):
+    """A value is well-formed on the wire but breaks a domain rule."""
+
+    code = "invalid_input"
+
+
+class IllegalTransition(DispatchError):
+    """A state machine was asked for a move its table does not allow."""
+
+    code = "illegal_transition"
+
+    def __init__(self, what: str, current: str, target: str) -> None:
+        super().__init__(f"{what} is {current}; it cannot become {target}")
+        self.what = what
+        self.current = current
+        self.target = target
+
+
+class OfferClosed(DispatchError):
+    """The offer cannot be answered any more; ``reason`` says why."""
+
+    code = "offer_closed"
+
+    def __init__(self, offer_id: str, reason: str) -> None:
+        super().__init__(f"offer {offer_id} is closed ({reason})")
+        self.offer_id = offer_id
+        self.reason = reason
+
+
+class NotEligible(DispatchError):
+    """The worker may not take the job now (busy, off duty, skills …)."""
+
+    code = "not_eligible"
+
+
+class Unavailable(DispatchError):
+    """A backing service (database, Redis) is unreachable; try again later."""
+
+    code = "unavailable"

@@ -1,0 +1,308 @@
+"""In-process backend: every port in plain dicts, for one process.
+
+Single-instance only: nothing persists across restarts and nothing is shared
+between processes. Atomicity comes from the event loop: no method awaits
+between its check and its write, and ``transaction`` holds a per-job
+``asyncio.Lock`` and works on copies that replace the stored records only when
+the block exits normally.
+
+Records handed out by ``get_*`` are copies, except ``get_workers``, whose
+workers are the live records for the matcher's hot path: treat them as
+read-only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+from collections import defaultdict, deque
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import replace
+
+from geo import CellIndex
+
+from ..errors import NotFound
+from ..lifecycle import ACTIVE_JOB_STATES
+from ..models import (
+    Availability,
+    Fix,
+    Job,
+    JobEvent,
+    JobState,
+    Offer,
+    OfferState,
+    Organisation,
+    Worker,
+)
+from ..offers import JobBook
+from .ports import LoggedNotice, Nearby, Notice, Stores
+
+
+class MemoryOrgStore:
+    """Organisations by id and by API-key hash."""
+
+    def __init__(self) -> None:
+        self._orgs: dict[str, Organisation] = {}
+        self._by_key: dict[str, str] = {}
+
+    async def add_org(self, org: Organisation, key_hash: str) -> None:
+        self._orgs[org.id] = org
+        self._by_key[key_hash] = org.id
+
+    async def org_by_key(self, key_hash: str) -> Organisation | None:
+        org_id = self._by_key.get(key_hash)
+        return None if org_id is None else self._orgs.get(org_id)
+
+    async def get_org(self, org_id: str) -> Organisation | None:
+        return self._orgs.get(org_id)
+
+
+class MemoryWorkerStore:
+    """Workers by id and by device-token hash."""
+
+    def __init__(self) -> None:
+        self._workers: dict[str, Worker] = {}
+        self._by_token: dict[str, str] = {}
+
+    async def add_worker(self, worker: Worker, token_hash: str) -> None:
+        self._workers[worker.id] = replace(worker)
+        self._by_token[token_hash] = worker.id
+
+    async def worker_by_token(self, token_hash: str) -> Worker | None:
+        worker_id = self._by_token.get(token_hash)
+        return None if worker_id is None else replace(self._workers[worker_id])
+
+    async def get_worker(self, org_id: str, worker_id: str) -> Worker | None:
+        worker = self._workers.get(worker_id)
+        if worker is None or worker.org_id != org_id:
+            return None
+        return replace(worker)
+
+    async def get_workers(self, worker_ids: Sequence[str]) -> dict[str, Worker]:
+        found = self._workers
+        return {w: found[w] for w in worker_ids if w in found}
+
+    async def set_fix(self, worker_id: str, fix: Fix) -> None:
+        worker = self._workers.get(worker_id)
+        if worker is not None:
+            worker.fix = fix
+
+    async def set_availability(self, worker_id: str, availability: Availability) -> None:
+        worker = self._workers.get(worker_id)
+        if worker is not None:
+            worker.availability = availability
+
+    async def claim(self, worker_id: str) -> bool:
+        worker = self._workers.get(worker_id)
+        if worker is None or worker.availability is not Availability.AVAILABLE:
+            return False
+        worker.availability = Availability.BUSY
+        return True
+
+
+class MemoryJobStore:
+    """Jobs, offers, events, deadlines and an H3 index of open jobs."""
+
+    def __init__(self, resolution: int) -> None:
+        self._resolution = resolution
+        self._jobs: dict[str, Job] = {}
+        self._offers: dict[str, Offer] = {}
+        self._offers_of_job: dict[str, list[str]] = defaultdict(list)
+        self._pending_of_worker: dict[str, set[str]] = defaultdict(set)
+        self._events: dict[str, list[JobEvent]] = defaultdict(list)
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._deadlines: list[tuple[float, str]] = []
+        self._open: dict[str, CellIndex[str]] = {}
+        self._active_of_worker: dict[str, str] = {}
+
+    async def add_job(self, job: Job, event: JobEvent) -> None:
+        self._jobs[job.id] = replace(job)
+        self._append(job.id, [event])
+        self._index(job)
+
+    async def get_job(self, org_id: str, job_id: str) -> Job | None:
+        job = self._jobs.get(job_id)
+        if job is None or job.org_id != org_id:
+            return None
+        return replace(job)
+
+    async def history(self, org_id: str, job_id: str) -> list[JobEvent]:
+        job = self._jobs.get(job_id)
+        if job is None or job.org_id != org_id:
+            return []
+        return list(self._events[job_id])
+
+    @asynccontextmanager
+    async def transaction(self, job_id: str) -> AsyncIterator[JobBook]:
+        if job_id not in self._jobs:
+            raise NotFound("job", job_id)
+        lock = self._locks.setdefault(job_id, asyncio.Lock())
+        async with lock:
+            book = JobBook(
+                job=replace(self._jobs[job_id]),
+                offers={o: replace(self._offers[o]) for o in self._offers_of_job[job_id]},
+            )
+            yield book
+            self._commit(book)
+
+    def _commit(self, book: JobBook) -> None:
+        job = book.job
+        self._jobs[job.id] = job
+        for offer in book.offers.values():
+            if offer.id not in self._offers:
+                self._offers_of_job[job.id].append(offer.id)
+            self._offers[offer.id] = offer
+            pending = self._pending_of_worker[offer.worker_id]
+            if offer.state is OfferState.PENDING:
+                pending.add(offer.id)
+            else:
+                pending.discard(offer.id)
+                if not pending:
+                    del self._pending_of_worker[offer.worker_id]
+        self._append(job.id, book.log)
+        book.log = []
+        if job.worker_id is not None:
+            if job.state in ACTIVE_JOB_STATES:
+                self._active_of_worker[job.worker_id] = job.id
+            elif self._active_of_worker.get(job.worker_id) == job.id:
+                del self._active_of_worker[job.worker_id]
+        if job.state is JobState.OPEN and job.wave_deadline is not None:
+            heapq.heappush(self._deadlines, (job.wave_deadline, job.id))
+        self._index(job)
+
+    def _append(self, job_id: str, events: Sequence[JobEvent]) -> None:
+        log = self._events[job_id]
+        for event in events:
+            log.append(replace(event, seq=len(log) + 1))
+
+    def _index(self, job: Job) -> None:
+        index = self._open.get(job.org_id)
+        if job.state is JobState.OPEN:
+            if index is None:
+                index = self._open[job.org_id] = CellIndex(self._resolution)
+            index.upsert(job.id, job.lat, job.lng)
+        elif index is not None:
+            index.remove(job.id)
+
+    async def job_of_offer(self, offer_id: str) -> str | None:
+        offer = self._offers.get(offer_id)
+        return None if offer is None else offer.job_id
+
+    async def pending_offers_of(self, worker_id: str) -> list[Offer]:
+        ids = self._pending_of_worker.get(worker_id, ())
+        return [replace(self._offers[o]) for o in ids]
+
+    async def active_job_of(self, worker_id: str) -> Job | None:
+        job_id = self._active_of_worker.get(worker_id)
+        return None if job_id is None else replace(self._jobs[job_id])
+
+    async def due(self, now: float, limit: int) -> list[str]:
+        found: list[str] = []
+        heap = self._deadlines
+        while heap and heap[0][0] <= now and len(found) < limit:
+            _, job_id = heapq.heappop(heap)
+            job = self._jobs.get(job_id)
+            if (
+                job is not None
+                and job.state is JobState.OPEN
+                and job.wave_deadline is not None
+                and job.wave_deadline <= now
+                and job_id not in found
+            ):
+                found.append(job_id)
+        return found
+
+    async def next_deadline(self) -> float | None:
+        return self._deadlines[0][0] if self._deadlines else None
+
+    async def open_jobs_near(
+        self, org_id: str, lat: float, lng: float, radius_m: float
+    ) -> list[Nearby]:
+        index = self._open.get(org_id)
+        if index is None:
+            return []
+        return [Nearby(n.key, n.distance_m, n.lat, n.lng) for n in index.within(lat, lng, radius_m)]
+
+
+class MemoryLocationIndex:
+    """One ``geo.CellIndex`` of worker positions per organisation."""
+
+    def __init__(self, resolution: int) -> None:
+        self._resolution = resolution
+        self._by_org: dict[str, CellIndex[str]] = {}
+
+    async def upsert(self, org_id: str, worker_id: str, lat: float, lng: float) -> None:
+        index = self._by_org.get(org_id)
+        if index is None:
+            index = self._by_org[org_id] = CellIndex(self._resolution)
+        index.upsert(worker_id, lat, lng)
+
+    async def remove(self, org_id: str, worker_id: str) -> None:
+        index = self._by_org.get(org_id)
+        if index is not None:
+            index.remove(worker_id)
+
+    async def nearest(
+        self,
+        org_id: str,
+        lat: float,
+        lng: float,
+        k: int,
+        max_radius_m: float,
+        predicate: Callable[[str], bool] | None = None,
+    ) -> list[Nearby]:
+        index = self._by_org.get(org_id)
+        if index is None:
+            return []
+        hits = index.nearest(lat, lng, k, max_radius_m, predicate)
+        return [Nearby(n.key, n.distance_m, n.lat, n.lng) for n in hits]
+
+
+class MemoryWorkerFeed:
+    """A capped deque of notices per worker, plus in-process listeners."""
+
+    def __init__(self, log_size: int = 256) -> None:
+        self._log_size = log_size
+        self._logs: dict[str, deque[LoggedNotice]] = {}
+        self._seq: dict[str, int] = defaultdict(int)
+        self._listeners: dict[str, list[Callable[[LoggedNotice], None]]] = defaultdict(list)
+
+    async def publish(self, worker_id: str, notice: Notice) -> int:
+        self._seq[worker_id] += 1
+        entry = LoggedNotice(self._seq[worker_id], notice)
+        log = self._logs.get(worker_id)
+        if log is None:
+            log = self._logs[worker_id] = deque(maxlen=self._log_size)
+        log.append(entry)
+        for callback in list(self._listeners.get(worker_id, ())):
+            callback(entry)
+        return entry.seq
+
+    async def replay(self, worker_id: str, after_seq: int) -> list[LoggedNotice]:
+        return [e for e in self._logs.get(worker_id, ()) if e.seq > after_seq]
+
+    def listen(
+        self, worker_id: str, callback: Callable[[LoggedNotice], None]
+    ) -> Callable[[], None]:
+        self._listeners[worker_id].append(callback)
+
+        def stop() -> None:
+            callbacks = self._listeners.get(worker_id)
+            if callbacks and callback in callbacks:
+                callbacks.remove(callback)
+                if not callbacks:
+                    del self._listeners[worker_id]
+
+        return stop
+
+
+def memory_stores(resolution: int, log_size: int = 256) -> Stores:
+    """A fresh, empty in-process backend."""
+    return Stores(
+        orgs=MemoryOrgStore(),
+        workers=MemoryWorkerStore(),
+        jobs=MemoryJobStore(resolution),
+        locations=MemoryLocationIndex(resolution),
+        feed=MemoryWorkerFeed(log_size),
+    )

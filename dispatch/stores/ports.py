@@ -1,0 +1,168 @@
+"""The ports the dispatch service needs, as ``typing.Protocol`` classes.
+
+Every backend (``memory``, ``postgres``, ``redis``) implements the same ports
+and passes the same contract tests. Rules every implementation keeps:
+
+* Lookups that take an ``org_id`` only ever see that organisation's records;
+  another tenant's id is simply not found (``None``).
+* ``JobStore.transaction`` holds the job exclusively until the block ends —
+  across instances for a shared backend — and persists the book (job, new and
+  changed offers, appended events) when the block exits normally; on an
+  exception nothing of the block is kept.
+* ``WorkerStore.claim`` is an atomic compare-and-set: of any number of
+  concurrent claims of one available worker exactly one returns True.
+* ``WorkerFeed.publish`` records a notice durably (a capped, ordered per-worker
+  log with sequence numbers) before waking the socket holder; a notice is
+  never only in flight.
+* Raise ``dispatch.errors.Unavailable`` when the backing service cannot be
+  reached.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ..models import Availability, Fix, Job, JobEvent, Offer, Organisation, Worker
+from ..offers import JobBook
+
+Notice = Mapping[str, Any]
+"""A JSON-ready message for one worker (``type`` plus fields)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Nearby:
+    """A hit from a location query: who, how far, and where."""
+
+    key: str
+    distance_m: float
+    lat: float
+    lng: float
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedNotice:
+    """A notice with its place in the worker's log."""
+
+    seq: int
+    notice: Notice
+
+
+class OrgStore(Protocol):
+    """Organisations and their API keys (stored hashed)."""
+
+    async def add_org(self, org: Organisation, key_hash: str) -> None: ...
+
+    async def org_by_key(self, key_hash: str) -> Organisation | None: ...
+
+    async def get_org(self, org_id: str) -> Organisation | None: ...
+
+
+class WorkerStore(Protocol):
+    """Workers, their device tokens (hashed), availability and last fix."""
+
+    async def add_worker(self, worker: Worker, token_hash: str) -> None: ...
+
+    async def worker_by_token(self, token_hash: str) -> Worker | None: ...
+
+    async def get_worker(self, org_id: str, worker_id: str) -> Worker | None: ...
+
+    async def get_workers(self, worker_ids: Sequence[str]) -> dict[str, Worker]:
+        """The workers that exist among ``worker_ids`` (any organisation)."""
+        ...
+
+    async def set_fix(self, worker_id: str, fix: Fix) -> None: ...
+
+    async def set_availability(self, worker_id: str, availability: Availability) -> None: ...
+
+    async def claim(self, worker_id: str) -> bool:
+        """Atomically move an available worker to busy; False if not available."""
+        ...
+
+
+class JobStore(Protocol):
+    """Jobs, offers and the append-only job event log."""
+
+    async def add_job(self, job: Job, event: JobEvent) -> None: ...
+
+    async def get_job(self, org_id: str, job_id: str) -> Job | None: ...
+
+    async def history(self, org_id: str, job_id: str) -> list[JobEvent]: ...
+
+    def transaction(self, job_id: str) -> AbstractAsyncContextManager[JobBook]:
+        """Hold the job exclusively and yield its book; persist it on normal exit.
+
+        Raises ``NotFound`` if the job does not exist.
+        """
+        ...
+
+    async def job_of_offer(self, offer_id: str) -> str | None: ...
+
+    async def pending_offers_of(self, worker_id: str) -> list[Offer]: ...
+
+    async def active_job_of(self, worker_id: str) -> Job | None:
+        """The job the worker is assigned to and still working, if any."""
+        ...
+
+    async def due(self, now: float, limit: int) -> list[str]:
+        """Ids of open jobs whose wave deadline is at or before ``now``."""
+        ...
+
+    async def next_deadline(self) -> float | None: ...
+
+    async def open_jobs_near(
+        self, org_id: str, lat: float, lng: float, radius_m: float
+    ) -> list[Nearby]:
+        """Open jobs of the organisation within ``radius_m``, nearest first."""
+        ...
+
+
+class LocationIndex(Protocol):
+    """Where every on-duty worker is, by H3 cell, per organisation."""
+
+    async def upsert(self, org_id: str, worker_id: str, lat: float, lng: float) -> None: ...
+
+    async def remove(self, org_id: str, worker_id: str) -> None: ...
+
+    async def nearest(
+        self,
+        org_id: str,
+        lat: float,
+        lng: float,
+        k: int,
+        max_radius_m: float,
+        predicate: Callable[[str], bool] | None = None,
+    ) -> list[Nearby]:
+        """Up to ``k`` members within ``max_radius_m`` passing ``predicate``, nearest first."""
+        ...
+
+
+class WorkerFeed(Protocol):
+    """Per-worker durable notice logs, and wake-ups for the socket holder."""
+
+    async def publish(self, worker_id: str, notice: Notice) -> int:
+        """Append ``notice`` to the worker's log; return its sequence number."""
+        ...
+
+    async def replay(self, worker_id: str, after_seq: int) -> list[LoggedNotice]:
+        """Logged notices with ``seq > after_seq``, oldest first (what is still kept)."""
+        ...
+
+    def listen(
+        self, worker_id: str, callback: Callable[[LoggedNotice], None]
+    ) -> Callable[[], None]:
+        """Call ``callback`` for each new notice of the worker; returns a stop function."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Stores:
+    """One backend's full set of ports, as the service receives them."""
+
+    orgs: OrgStore
+    workers: WorkerStore
+    jobs: JobStore
+    locations: LocationIndex
+    feed: WorkerFeed

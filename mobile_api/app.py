@@ -1,0 +1,130 @@
+"""The ASGI application: routes in plain view, resources in the lifespan.
+
+``create_app(settings)`` builds a Starlette app; nothing connects until the
+lifespan starts. The lifespan opens the stores (in-process, or PostgreSQL +
+Redis in production), builds the ``DispatchService``, starts the deadline
+ticker, and on shutdown tears it all down in order (see ``lifespan``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route, WebSocketRoute
+
+from dispatch.errors import DispatchError
+from dispatch.service import Clock, DispatchService
+from dispatch.stores.memory import memory_stores
+from dispatch.stores.ports import Stores
+
+from . import http_api
+from .errors import ApiError, error_response, handle_api_error, handle_dispatch_error
+from .runtime import Runtime
+from .settings import Settings
+from .worker_socket import worker_socket
+
+log = logging.getLogger("fieldcloud")
+
+ROUTES = [
+    Route("/healthz", http_api.healthz, methods=["GET"]),
+    Route("/v1/orgs", http_api.create_org, methods=["POST"]),
+    Route("/v1/workers", http_api.create_worker, methods=["POST"]),
+    Route("/v1/workers/{worker_id}", http_api.get_worker, methods=["GET"]),
+    Route("/v1/jobs", http_api.create_job, methods=["POST"]),
+    Route("/v1/jobs/{job_id}", http_api.get_job, methods=["GET"]),
+    Route("/v1/jobs/{job_id}/cancel", http_api.cancel_job, methods=["POST"]),
+    WebSocketRoute("/v1/ws/worker", worker_socket),
+]
+
+
+async def handle_http_exception(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    return error_response(exc.status_code, code, str(exc.detail))
+
+
+async def handle_unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return error_response(500, "internal", "unexpected server error")
+
+
+async def _tick(service: DispatchService, every_s: float) -> None:
+    """Expire and escalate due waves, forever; errors are logged, never fatal."""
+    while True:
+        try:
+            await service.run_due()
+        except DispatchError as exc:
+            log.warning("deadline ticker: %s", exc)
+        except Exception:
+            log.exception("deadline ticker failed; retrying")
+        await asyncio.sleep(every_s)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    clock: Clock = time.time,
+    stores_factory: Callable[[Settings], Stores] | None = None,
+) -> Starlette:
+    """Build the app. ``stores_factory`` overrides the backend (tests)."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        # 1. Open the stores: in-process unless both service URLs are set.
+        backend = None
+        if stores_factory is not None:
+            stores, mode = stores_factory(settings), "custom"
+        elif settings.production:
+            from dispatch.stores.production import open_production_stores
+
+            assert settings.database_url is not None
+            assert settings.redis_url is not None
+            backend = await open_production_stores(
+                database_url=settings.database_url,
+                redis_url=settings.redis_url,
+                resolution=settings.dispatch.resolution,
+                key_prefix=settings.key_prefix,
+                instance_id=secrets.token_hex(6),
+                log_size=settings.log_size,
+            )
+            stores, mode = backend.stores, "production"
+        else:
+            stores, mode = memory_stores(settings.dispatch.resolution, settings.log_size), "memory"
+        # 2. The service and the runtime the handlers see.
+        service = DispatchService(stores, settings.dispatch, clock)
+        admin_token = settings.admin_token or secrets.token_urlsafe(24)
+        runtime = Runtime(settings, service, admin_token, mode)
+        app.state.runtime = runtime
+        # 3. Background work: the deadline ticker.
+        ticker = asyncio.create_task(_tick(service, settings.tick_s), name="deadline-ticker")
+        try:
+            yield {}
+        finally:
+            # Shutdown, in order: the server has stopped accepting and closed the
+            # sockets (uvicorn sends 1012); stop the ticker, then close the stores.
+            ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ticker
+            if backend is not None:
+                await backend.close()
+
+    return Starlette(
+        routes=ROUTES,
+        lifespan=lifespan,
+        exception_handlers={
+            ApiError: handle_api_error,
+            DispatchError: handle_dispatch_error,
+            HTTPException: handle_http_exception,
+            Exception: handle_unexpected,
+        },
+    )

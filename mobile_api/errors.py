@@ -1,0 +1,121 @@
+"""How errors leave the server: HTTP statuses and websocket error codes.
+
+This is the only module that maps ``dispatch`` errors to the wire. An HTTP
+error body is always ``{"error": {"code": …, "message": …}}``; a websocket
+error is an ``{"type": "error", "code": …, "message": …}`` frame and the
+socket stays up. Websocket close codes used by the server:
+
+====  =====================================================================
+1008  policy violation (the worker was deleted or its token revoked)
+1009  frame larger than ``FIELDCLOUD_MAX_FRAME_BYTES``
+1011  unexpected server error
+1012  server restarting (graceful shutdown); reconnect with ``last_seq``
+4001  superseded: the same worker connected again elsewhere
+====  =====================================================================
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+
+from dispatch.errors import (
+    DispatchError,
+    IllegalTransition,
+    InvalidInput,
+    NotEligible,
+    NotFound,
+    OfferClosed,
+    Unavailable,
+)
+
+from .schemas import encoder
+
+CLOSE_POLICY = 1008
+CLOSE_TOO_BIG = 1009
+CLOSE_INTERNAL = 1011
+CLOSE_RESTART = 1012
+CLOSE_SUPERSEDED = 4001
+
+
+class ApiError(Exception):
+    """An error raised by the edge itself (auth, body decoding, media type)."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+STATUS: dict[type[DispatchError], int] = {
+    NotFound: 404,
+    InvalidInput: 422,
+    IllegalTransition: 409,
+    OfferClosed: 409,
+    NotEligible: 409,
+    Unavailable: 503,
+}
+
+
+def status_of(exc: DispatchError) -> int:
+    """The HTTP status for a domain error (500 for an unmapped one)."""
+    for cls in type(exc).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return 500
+
+
+def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
+    """The JSON body of an HTTP error."""
+    return {"error": {"code": code, "message": message, **extra}}
+
+
+def json_response(
+    payload: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    """A JSON response encoded with the shared msgspec encoder."""
+    return Response(
+        encoder.encode(payload), status_code=status, media_type="application/json", headers=headers
+    )
+
+
+def error_response(status: int, code: str, message: str, **extra: Any) -> Response:
+    """A JSON error response; 503s tell clients when to retry."""
+    headers = {"Retry-After": "1"} if status == 503 else None
+    if status == 401:
+        headers = {"WWW-Authenticate": 'Bearer realm="fieldcloud"'}
+    return json_response(error_body(code, message, **extra), status, headers)
+
+
+async def handle_api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return error_response(exc.status, exc.code, exc.message)
+
+
+async def handle_dispatch_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, DispatchError)
+    extra: dict[str, Any] = {}
+    if isinstance(exc, OfferClosed):
+        extra["reason"] = exc.reason
+    return error_response(status_of(exc), exc.code, exc.message, **extra)
+
+
+def ws_error(code: str, message: str, **extra: Any) -> dict[str, Any]:
+    """An error frame for the phone."""
+    return {"type": "error", "code": code, "message": message, **extra}
+
+
+def ws_error_for(exc: DispatchError) -> dict[str, Any]:
+    """The error frame for a domain error raised while handling a phone message."""
+    if isinstance(exc, OfferClosed):
+        return ws_error(exc.code, exc.message, offer_id=exc.offer_id, reason=exc.reason)
+    return ws_error(exc.code, exc.message)
+
+
+def describe_validation(exc: msgspec.ValidationError | msgspec.DecodeError) -> str:
+    """msgspec's message, which names the offending path (``$.lat``)."""
+    return str(exc)

@@ -1,0 +1,50 @@
+"""What one running server holds: the service, its mode and open sessions.
+
+Built and torn down by the app's lifespan (``app.lifespan``); handlers reach
+it as ``request.app.state.runtime``. Nothing here opens connections itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from dispatch.service import DispatchService
+
+from .settings import Settings
+
+
+class Session:
+    """One connected phone; ``supersede`` closes it when the worker reconnects."""
+
+    def __init__(self, worker_id: str, close: Callable[[int, str], Awaitable[None]]) -> None:
+        self.worker_id = worker_id
+        self._close = close
+
+    async def supersede(self) -> None:
+        from .errors import CLOSE_SUPERSEDED
+
+        await self._close(CLOSE_SUPERSEDED, "superseded by a newer connection")
+
+
+@dataclass
+class Runtime:
+    """The live objects of one server process."""
+
+    settings: Settings
+    service: DispatchService
+    admin_token: str
+    mode: str
+    sessions: dict[str, Session] = field(default_factory=dict)
+
+    async def register(self, session: Session) -> None:
+        """Make ``session`` the worker's only one here, closing an older one."""
+        old = self.sessions.get(session.worker_id)
+        self.sessions[session.worker_id] = session
+        if old is not None:
+            await old.supersede()
+
+    def unregister(self, session: Session) -> None:
+        """Forget ``session`` if it is still the worker's current one."""
+        if self.sessions.get(session.worker_id) is session:
+            del self.sessions[session.worker_id]

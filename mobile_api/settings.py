@@ -1,0 +1,120 @@
+"""One settings object, loaded once from an injectable environment.
+
+``Settings.from_environ(os.environ)`` is the only place the process
+environment is read; tests pass their own mapping. Variables:
+
+=============================  ==========================================  ========
+variable                       meaning                                     default
+=============================  ==========================================  ========
+``HOST`` / ``PORT``            where ``serve`` listens                     127.0.0.1 / 8000
+``DATABASE_URL``               PostgreSQL DSN (production mode)            unset
+``REDIS_URL``                  Redis URL (production mode)                 unset
+``FIELDCLOUD_ADMIN_TOKEN``     bootstrap admin token (creates orgs)        generated
+``FIELDCLOUD_WAVE_SIZE``       workers per offer wave                      5
+``FIELDCLOUD_OFFER_TIMEOUT_S`` seconds a wave waits for an accept          30
+``FIELDCLOUD_RADII_M``         comma-separated radius of each wave         2000,5000,15000,40000
+``FIELDCLOUD_FIX_MAX_AGE_S``   a position older than this is stale         300
+``FIELDCLOUD_H3_RESOLUTION``   H3 resolution of the indexes                9
+``FIELDCLOUD_MAX_FRAME_BYTES`` largest websocket frame accepted            16384
+``FIELDCLOUD_LOG_SIZE``        notices kept per worker for replay          256
+``FIELDCLOUD_KEY_PREFIX``      prefix of every Redis key                   fieldcloud
+``FIELDCLOUD_TICK_S``          how often due deadlines are looked for      0.1
+=============================  ==========================================  ========
+
+Either both ``DATABASE_URL`` and ``REDIS_URL`` are set (production) or
+neither (in-process); one without the other is an error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from dispatch.config import DispatchConfig
+
+T = TypeVar("T")
+
+
+class SettingsError(ValueError):
+    """A variable is present but unusable; the message names it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the server needs to start; immutable once loaded."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    database_url: str | None = None
+    redis_url: str | None = None
+    admin_token: str | None = None
+    dispatch: DispatchConfig = field(default_factory=DispatchConfig)
+    max_frame_bytes: int = 16_384
+    log_size: int = 256
+    key_prefix: str = "fieldcloud"
+    tick_s: float = 0.1
+
+    @property
+    def production(self) -> bool:
+        """True when PostgreSQL and Redis back the service."""
+        return self.database_url is not None
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> Settings:
+        """Load from ``environ``; raises ``SettingsError`` naming a bad variable."""
+        env = _Env(environ)
+        database_url = env.get("DATABASE_URL", str, None)
+        redis_url = env.get("REDIS_URL", str, None)
+        if (database_url is None) != (redis_url is None):
+            raise SettingsError("set both DATABASE_URL and REDIS_URL, or neither")
+        defaults = DispatchConfig()
+        try:
+            dispatch = DispatchConfig(
+                wave_size=env.get("FIELDCLOUD_WAVE_SIZE", int, defaults.wave_size),
+                offer_timeout_s=env.get(
+                    "FIELDCLOUD_OFFER_TIMEOUT_S", float, defaults.offer_timeout_s
+                ),
+                radii_m=env.get("FIELDCLOUD_RADII_M", _floats, defaults.radii_m),
+                fix_max_age_s=env.get("FIELDCLOUD_FIX_MAX_AGE_S", float, defaults.fix_max_age_s),
+                resolution=env.get("FIELDCLOUD_H3_RESOLUTION", int, defaults.resolution),
+            )
+        except ValueError as exc:
+            raise SettingsError(f"dispatch settings: {exc}") from None
+        settings = cls(
+            host=env.get("HOST", str, "127.0.0.1"),
+            port=env.get("PORT", int, 8000),
+            database_url=database_url,
+            redis_url=redis_url,
+            admin_token=env.get("FIELDCLOUD_ADMIN_TOKEN", str, None),
+            dispatch=dispatch,
+            max_frame_bytes=env.get("FIELDCLOUD_MAX_FRAME_BYTES", int, 16_384),
+            log_size=env.get("FIELDCLOUD_LOG_SIZE", int, 256),
+            key_prefix=env.get("FIELDCLOUD_KEY_PREFIX", str, "fieldcloud"),
+            tick_s=env.get("FIELDCLOUD_TICK_S", float, 0.1),
+        )
+        if not 0 < settings.port < 65536:
+            raise SettingsError("PORT must be between 1 and 65535")
+        if settings.max_frame_bytes < 256:
+            raise SettingsError("FIELDCLOUD_MAX_FRAME_BYTES must be at least 256")
+        if settings.log_size < 1 or settings.tick_s <= 0:
+            raise SettingsError("FIELDCLOUD_LOG_SIZE and FIELDCLOUD_TICK_S must be positive")
+        return settings
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    return tuple(float(part) for part in text.split(",") if part.strip())
+
+
+class _Env:
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+
+    def get(self, name: str, parse: Callable[[str], T], default: T) -> T:
+        raw = self._environ.get(name)
+        if raw is None or raw.strip() == "":
+            return default
+        try:
+            return parse(raw.strip())
+        except ValueError:
+            raise SettingsError(f"{name}={raw!r} is not valid") from None

@@ -1,0 +1,212 @@
+"""The typed h3 facade: validation, the error tree, cells, rings and radii."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from geo import (
+    Cell,
+    GeoError,
+    InvalidArgument,
+    InvalidCell,
+    InvalidCoordinates,
+    InvalidResolution,
+    RingWalk,
+    average_edge_length_m,
+    cell_boundary,
+    cell_resolution,
+    cell_to_latlng,
+    circumradius_m,
+    grid_disk,
+    grid_ring,
+    haversine_m,
+    is_pentagon,
+    is_valid_cell,
+    latlng_to_cell,
+    parse_cell,
+    pentagons,
+    validate_latlng,
+)
+
+PARIS = (48.8566, 2.3522)
+
+BAD_COORDINATES = [
+    (91.0, 0.0),
+    (-90.000001, 0.0),
+    (0.0, 180.5),
+    (0.0, -181.0),
+    (math.nan, 0.0),
+    (0.0, math.nan),
+    (math.inf, 0.0),
+    (0.0, -math.inf),
+    (True, 0.0),
+    (0.0, False),
+]
+
+
+@pytest.mark.parametrize(("lat", "lng"), BAD_COORDINATES)
+def test_bad_coordinates_raise_invalid_coordinates(lat: float, lng: float) -> None:
+    """Out-of-range, NaN, infinite and boolean coordinates are refused with InvalidCoordinates."""
+    with pytest.raises(InvalidCoordinates):
+        validate_latlng(lat, lng)
+    with pytest.raises(InvalidCoordinates):
+        latlng_to_cell(lat, lng, 9)
+
+
+def test_latitude_91_is_a_geo_error_and_a_value_error() -> None:
+    """InvalidCoordinates sits under GeoError, which is a ValueError."""
+    with pytest.raises(InvalidCoordinates) as caught:
+        latlng_to_cell(91.0, 0.0, 9)
+    assert isinstance(caught.value, GeoError)
+    assert isinstance(caught.value, ValueError)
+
+
+def test_boundary_coordinates_are_accepted() -> None:
+    """The closed ranges include the poles and both antimeridian longitudes."""
+    for lat, lng in [(90.0, 0.0), (-90.0, 0.0), (0.0, 180.0), (0.0, -180.0), (0, 0)]:
+        validate_latlng(lat, lng)
+        assert is_valid_cell(latlng_to_cell(lat, lng, 5))
+
+
+@pytest.mark.parametrize("res", [-1, 16, True, 9.0])
+def test_bad_resolution_raises_invalid_resolution(res: int) -> None:
+    """Resolutions outside 0..15 or not plain ints are refused with InvalidResolution."""
+    with pytest.raises(InvalidResolution):
+        latlng_to_cell(*PARIS, res)
+    with pytest.raises(InvalidResolution):
+        average_edge_length_m(res)
+    with pytest.raises(InvalidResolution):
+        pentagons(res)
+
+
+@pytest.mark.parametrize("value", [0, 123, -1, 1 << 64, 1 << 70, True])
+def test_bad_cell_raises_invalid_cell(value: int) -> None:
+    """Integers that are not H3 cells are refused with InvalidCell by every cell function."""
+    assert not is_valid_cell(value)
+    cell = Cell(value)
+    for function in (
+        cell_to_latlng,
+        cell_resolution,
+        cell_boundary,
+        circumradius_m,
+        is_pentagon,
+        parse_cell,
+        RingWalk,
+    ):
+        with pytest.raises(InvalidCell):
+            function(cell)
+    with pytest.raises(InvalidCell):
+        grid_disk(cell, 1)
+    with pytest.raises(InvalidCell):
+        grid_ring(cell, 1)
+
+
+def test_non_integers_are_not_cells() -> None:
+    """is_valid_cell is False for strings and floats, and parse_cell refuses them."""
+    paris = latlng_to_cell(*PARIS, 9)
+    for value in (hex(paris), float(paris), None):
+        assert not is_valid_cell(value)
+        with pytest.raises(InvalidCell):
+            parse_cell(value)
+    assert parse_cell(paris) == paris
+
+
+def test_negative_grid_distance_raises_invalid_argument() -> None:
+    """A negative grid distance is refused with InvalidArgument."""
+    cell = latlng_to_cell(*PARIS, 9)
+    with pytest.raises(InvalidArgument):
+        grid_disk(cell, -1)
+    with pytest.raises(InvalidArgument):
+        grid_ring(cell, -1)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    z=st.floats(-1.0, 1.0),
+    lng=st.floats(-180.0, 180.0),
+    res=st.integers(0, 15),
+)
+def test_cell_center_lies_in_its_cell(z: float, lng: float, res: int) -> None:
+    """A cell's center maps back to the cell, and any point lies within its cell's circumradius."""
+    lat = math.degrees(math.asin(z))
+    cell = latlng_to_cell(lat, lng, res)
+    assert cell_resolution(cell) == res
+    c_lat, c_lng = cell_to_latlng(cell)
+    assert latlng_to_cell(c_lat, c_lng, res) == cell
+    assert haversine_m(lat, lng, c_lat, c_lng) <= circumradius_m(cell)
+
+
+def test_ring_around_a_hexagon_has_6k_cells() -> None:
+    """Far from pentagons, ring k holds exactly 6k distinct cells at grid distance k."""
+    origin = latlng_to_cell(*PARIS, 9)
+    assert grid_ring(origin, 0) == [origin]
+    for k in range(1, 8):
+        ring = grid_ring(origin, k)
+        assert len(ring) == 6 * k
+        assert len(set(ring)) == 6 * k
+        assert set(ring) == set(grid_disk(origin, k)) - set(grid_disk(origin, k - 1))
+
+
+@pytest.mark.parametrize("res", range(16))
+def test_ring_around_a_pentagon_has_5k_cells(res: int) -> None:
+    """Around a pentagon, ring k holds 5k cells, without an exception, at every resolution."""
+    for pentagon in pentagons(res)[:3]:
+        assert is_pentagon(pentagon)
+        assert len(grid_disk(pentagon, 1)) == 6
+        for k in range(1, 4):
+            ring = grid_ring(pentagon, k)
+            assert len(ring) == len(set(ring)) == 5 * k
+
+
+def test_pentagon_boundaries_have_five_or_ten_vertices() -> None:
+    """Pentagons have 5 vertices, or 10 at Class III resolutions where edges cross faces."""
+    for res in range(16):
+        counts = {len(cell_boundary(p)) for p in pentagons(res)}
+        assert counts == ({10} if res % 2 else {5})
+
+
+def test_rings_stay_exact_when_they_wrap_the_globe() -> None:
+    """At resolution 1, rings from one origin partition all 842 cells and agree with RingWalk."""
+    origin = latlng_to_cell(0.0, 0.0, 1)
+    walk = RingWalk(origin)
+    seen: list[Cell] = []
+    k = 0
+    while ring := grid_ring(origin, k):
+        assert sorted(walk.next_ring()) == sorted(ring)
+        assert walk.radius == k
+        seen.extend(ring)
+        k += 1
+    assert walk.next_ring() == []
+    assert len(seen) == len(set(seen)) == 842
+    assert walk.seen_count == 842
+
+
+def test_ring_walk_matches_grid_ring_around_a_pentagon() -> None:
+    """RingWalk produces the same rings as grid_ring next to a pentagon."""
+    origin = grid_disk(pentagons(4)[5], 1)[3]
+    walk = RingWalk(origin)
+    for k in range(10):
+        assert sorted(walk.next_ring()) == sorted(grid_ring(origin, k))
+
+
+def test_circumradius_bounds_the_boundary_and_is_cached() -> None:
+    """The circumradius is the farthest boundary vertex and repeated calls agree."""
+    cell = latlng_to_cell(*PARIS, 7)
+    c_lat, c_lng = cell_to_latlng(cell)
+    radius = circumradius_m(cell)
+    distances = [haversine_m(c_lat, c_lng, lat, lng) for lat, lng in cell_boundary(cell)]
+    assert radius == max(distances)
+    assert circumradius_m(cell) == radius
+    assert average_edge_length_m(7) * 0.8 < radius < average_edge_length_m(7) * 1.3
+
+
+def test_average_edge_length_shrinks_with_resolution() -> None:
+    """Resolution 9 edges are about 200 m and each resolution is about sqrt(7) finer."""
+    assert 150.0 < average_edge_length_m(9) < 250.0
+    for res in range(15):
+        ratio = average_edge_length_m(res) / average_edge_length_m(res + 1)
+        assert 2.5 < ratio < 2.8
