@@ -1,4 +1,4 @@
-"""The ``fieldcloud`` command: ``serve``, ``demo``, ``migrate``.
+"""The ``fieldcloud`` command: ``serve``, ``demo``, ``phone``, ``migrate``.
 
 Settings come from the environment (``Settings.from_environ``); flags only
 override where to listen. Exit codes: 0 ok, 2 bad settings or usage, 1 a
@@ -66,6 +66,12 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_phone(args: argparse.Namespace) -> int:
+    from .phone import run_phone
+
+    return asyncio.run(run_phone(args.url, args.token, args.last_seq))
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="fieldcloud", description="real-time dispatch backend")
     sub = p.add_subparsers(dest="command", required=True)
@@ -79,6 +85,11 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--workers", type=int, default=300, help="simulated technicians")
     demo.add_argument("--duration", type=float, default=None, help="stop after N seconds")
     demo.set_defaults(func=cmd_demo)
+    phone = sub.add_parser("phone", help="drive one technician by hand (see docs/protocol.md)")
+    phone.add_argument("--url", default="ws://127.0.0.1:8000/v1/ws/worker")
+    phone.add_argument("--token", required=True, help="the worker's device token")
+    phone.add_argument("--last-seq", type=int, default=None, help="resume after this seq")
+    phone.set_defaults(func=cmd_phone)
     migrate = sub.add_parser("migrate", help="apply the SQL migrations to DATABASE_URL")
     migrate.set_defaults(func=cmd_migrate)
     return p
