@@ -1,8 +1,8 @@
 """A typed facade over h3's integer API -- the only module that imports h3.
 
-Cells are plain ``int`` H3 indexes (:data:`Cell`), so they fit a Postgres
-``bigint``-sized column (as unsigned 64 bits) and a Redis key without
-conversion. Resolutions are ints in ``0..15``; grid distances are ints ``>= 0``.
+Cells are plain ``int`` H3 indexes (:data:`Cell`). Their top bit is always 0,
+so they fit a Postgres ``bigint`` and a Redis key without conversion.
+Resolutions are ints in ``0..15``; grid distances are ints ``>= 0``.
 
 Rules for callers:
 

@@ -16,7 +16,10 @@ Let ``q`` be the query point and ``c0`` its cell at the index's resolution.
    (haversine(q, center(c)) - reach(c))`` where ``reach(c)`` is the cell's
    circumradius (:func:`geo.cells.circumradius_m`) plus a tiny slack for
    floating-point error. Stop when ``lb > bound``, where ``bound`` is the
-   radius, or -- once ``k`` results are held -- the k-th best distance.
+   radius, or -- once ``k`` results are held -- the k-th best distance. (The
+   test is lazy: the first ring cell whose own term is ``<= bound`` settles
+   it, so a circumradius is only looked up for cells whose center lies beyond
+   ``bound``.)
 3. Stop when the walk has covered every cell of the sphere.
 4. Sparse switch: when fewer cells are populated than the next ring could hold
    (``6 * (r + 1)``), or the walk has already visited more cells than are
@@ -26,18 +29,22 @@ Let ``q`` be the query point and ``c0`` its cell at the index's resolution.
 
 Correctness
 -----------
-Let ``D`` be the union of the cells of rings ``0..r`` (the disk); ``q`` lies in
-``c0``, inside ``D``. Take any member ``p`` in a cell outside ``D``. The shortest
-path from ``q`` to ``p`` leaves ``D`` at some point ``x`` on its boundary. ``x``
-lies on a cell ``c`` of ``D`` that touches a cell outside ``D``; H3 cells that
-touch are grid neighbours (three cells meet at every vertex), so ``c`` is at
-grid distance exactly ``r``, i.e. in ring ``r``. ``c``'s edges are great-circle
-arcs, so every point of ``c`` is within ``reach(c)`` of its center, and by the
-triangle inequality ``d(q, p) >= d(q, x) >= d(q, center(c)) - reach(c) >= lb``.
+Let ``D`` be the union of the cells of rings ``0..r`` (the disk). ``q`` lies in
+``c0`` (that is how ``c0`` was chosen), so inside ``D``. Take any member ``p``
+in a cell outside ``D``. The shortest path from ``q`` to ``p`` leaves ``D`` at
+some point ``x`` of its boundary, and ``x`` lies on a cell ``c`` of ``D`` that
+touches a cell outside ``D``. H3 cells that touch share an edge (three cells
+meet at every vertex), so they are grid neighbours: ``c`` is at grid distance
+exactly ``r``, i.e. in ring ``r``. ``c``'s edges are great-circle arcs, so every
+point of ``c`` is within ``reach(c)`` of its center, and by the triangle
+inequality::
+
+    d(q, p) >= d(q, x) >= d(q, center(c)) - reach(c) >= lb
+
 So when ``lb > bound`` no unvisited member can be within the radius or beat
-the k-th result; on equality the walk goes on, so members at exactly the k-th
-distance with a smaller key are not lost. The scan of step 4 uses the same
-bound per cell (``p`` lies in its own cell ``c``: ``d(q, p) >= d(q,
+the k-th result; on equality the walk goes on, so a member at exactly the k-th
+distance with a smaller key is not lost. The scan of step 4 uses the same
+bound per cell (``p`` lies in its own cell ``c``, so ``d(q, p) >= d(q,
 center(c)) - reach(c)``). The rings are exact (breadth-first, not h3's
 ``grid_ring``), so the argument holds at every resolution 0..15, around
 pentagons, across the antimeridian and at the poles.
@@ -49,10 +56,11 @@ Complexity
 ----------
 With ``P`` populated cells, the walk visits ``O(min(rho**2, P))`` cells, where
 ``rho`` is the number of rings needed for the bound to pass the radius or the
-k-th distance (about ``distance / (1.5 * edge length)`` for ``k`` spread-out
-results), because the sparse switch fires once the walk has visited more cells
-than are populated. Each visited cell costs one neighbour lookup, one center
-lookup and one cached circumradius; the scan costs ``O(P log P)``. Each member
+k-th distance (roughly that distance over 1.7 edge lengths, the spacing of
+cell centers), because the sparse switch fires once the walk has visited more
+cells than are populated. Each visited cell costs one neighbour lookup; the
+stop test costs one center lookup per ring cell at most, and a (cached)
+circumradius only for cells beyond the bound; the scan costs ``O(P log P)``. Each member
 of a visited cell costs one haversine and, if it enters the top ``k``, an
 ``O(k)`` insertion (``within`` sorts its results once at the end).
 
@@ -122,8 +130,8 @@ class _Results(Generic[K]):
         self._predicate = predicate
         self._order: list[tuple[float, K]] = []
         self._rows: list[Neighbor[K]] = []
+        # No candidate farther than this can enter the results.
         self.bound = radius_m
-        """No candidate farther than this can enter the results."""
 
     def offer_all(
         self,
@@ -182,11 +190,29 @@ def _validate_radius(radius_m: float) -> None:
         raise InvalidArgument(f"radius must be a number >= 0 (inf allowed), got {radius_m!r}")
 
 
+def _reach_m(cell: Cell) -> float:
+    """The circumradius of ``cell`` plus the floating-point slack."""
+    return circumradius_m(cell) * (1.0 + _REACH_RELATIVE_SLACK) + _REACH_ABSOLUTE_SLACK_M
+
+
 def _cell_bound(lat: float, lng: float, cell: Cell) -> float:
     """A lower bound on the distance from ``(lat, lng)`` to any point of ``cell``."""
     c_lat, c_lng = cell_to_latlng(cell)
-    reach = circumradius_m(cell) * (1.0 + _REACH_RELATIVE_SLACK) + _REACH_ABSOLUTE_SLACK_M
-    return haversine_m(lat, lng, c_lat, c_lng) - reach
+    return haversine_m(lat, lng, c_lat, c_lng) - _reach_m(cell)
+
+
+def _ring_is_beyond(lat: float, lng: float, ring: list[Cell], bound: float) -> bool:
+    """Whether ``min over ring of _cell_bound(...) > bound``, computed lazily.
+
+    A cell whose center is within ``bound`` settles the answer (``False``) without
+    its circumradius, so rings well inside the bound cost one center lookup.
+    """
+    for cell in ring:
+        c_lat, c_lng = cell_to_latlng(cell)
+        to_center = haversine_m(lat, lng, c_lat, c_lng)
+        if to_center <= bound or to_center - _reach_m(cell) <= bound:
+            return False
+    return True
 
 
 def search(
@@ -216,13 +242,11 @@ def search(
     populated = len(members_by_cell)
     walk = RingWalk(origin)
     while ring := walk.next_ring():
-        lower = math.inf
         for cell in ring:
             members = members_by_cell.get(cell)
             if members:
                 results.offer_all(members, positions, lat, lng)
-            lower = min(lower, _cell_bound(lat, lng, cell))
-        if lower > results.bound:
+        if _ring_is_beyond(lat, lng, ring, results.bound):
             break
         next_ring_cap = _CELLS_PER_RING_STEP * (walk.radius + 1)
         if populated < next_ring_cap or walk.seen_count > populated:
