@@ -170,9 +170,10 @@ class DispatchService:
             assigned = book.job.worker_id
             out = book.record(self.engine.cancel(book, now, reason))
             job = book.job
-        await self._announce(job, out)
         if assigned is not None:
+            # Before the release: the phone must hear it is free before new offers come.
             await self.stores.feed.publish(assigned, job_cancelled_notice(job_id, reason))
+        await self._announce(job, out)
         return job
 
     # -- what phones say -------------------------------------------------------

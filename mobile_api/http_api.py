@@ -62,7 +62,7 @@ async def create_org(request: Request) -> Response:
 
 async def create_worker(request: Request) -> Response:
     rt = runtime(request)
-    org = await require_org(request.headers, rt.service)
+    org = await require_org(request.headers, rt.service, rt.admin_token)
     body = await decode_body(request, CreateWorker)
     worker, token = await rt.service.create_worker(org.id, body.name, body.kind, body.skills)
     return json_response({**worker_view(worker), "token": token}, 201)
@@ -70,14 +70,14 @@ async def create_worker(request: Request) -> Response:
 
 async def get_worker(request: Request) -> Response:
     rt = runtime(request)
-    org = await require_org(request.headers, rt.service)
+    org = await require_org(request.headers, rt.service, rt.admin_token)
     worker = await rt.service.get_worker(org.id, request.path_params["worker_id"])
     return json_response(worker_view(worker))
 
 
 async def create_job(request: Request) -> Response:
     rt = runtime(request)
-    org = await require_org(request.headers, rt.service)
+    org = await require_org(request.headers, rt.service, rt.admin_token)
     body = await decode_body(request, CreateJob)
     job = await rt.service.post_job(
         org.id,
@@ -94,14 +94,14 @@ async def create_job(request: Request) -> Response:
 
 async def get_job(request: Request) -> Response:
     rt = runtime(request)
-    org = await require_org(request.headers, rt.service)
+    org = await require_org(request.headers, rt.service, rt.admin_token)
     view = await rt.service.get_job(org.id, request.path_params["job_id"])
     return json_response(job_view(view.job, view.history))
 
 
 async def cancel_job(request: Request) -> Response:
     rt = runtime(request)
-    org = await require_org(request.headers, rt.service)
+    org = await require_org(request.headers, rt.service, rt.admin_token)
     body = await decode_body(request, CancelJob, optional=True)
     job = await rt.service.cancel_job(org.id, request.path_params["job_id"], body.reason)
     return json_response(job_view(job))

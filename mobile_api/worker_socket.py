@@ -52,7 +52,7 @@ async def worker_socket(ws: WebSocket) -> None:
     """Serve one phone until it leaves."""
     rt: Runtime = ws.app.state.runtime
     try:
-        worker = await require_worker(ws.headers, rt.service)
+        worker = await require_worker(ws.headers, rt.service, rt.admin_token)
         last_seq = _last_seq(ws.query_params.get("last_seq"))
     except ApiError as exc:
         await ws.send_denial_response(json_response(error_body(exc.code, exc.message), exc.status))
@@ -84,8 +84,10 @@ class PhoneSession:
         service = self.rt.service
         feed = service.stores.feed
         await self.rt.register(self.session)
+        # Listen first so nothing published from now on is missed; the writer
+        # starts only after the replay, and skips what the replay already sent.
         stop = feed.listen(self.worker.id, self._enqueue)
-        writer = asyncio.create_task(self._write_loop(), name=f"ws-writer-{self.worker.id}")
+        writer: asyncio.Task[None] | None = None
         try:
             backlog = await feed.replay(self.worker.id, max(last_seq, 0))
             await self._send(
@@ -106,15 +108,17 @@ class PhoneSession:
                     await self._deliver(entry)
             else:
                 self.sent_seq = backlog[-1].seq if backlog else 0
+            writer = asyncio.create_task(self._write_loop(), name=f"ws-writer-{self.worker.id}")
             await self._read_loop()
         except WebSocketDisconnect:
             pass
         finally:
             stop()
             self.rt.unregister(self.session)
-            writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await writer
+            if writer is not None:
+                writer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await writer
 
     def _enqueue(self, entry: LoggedNotice) -> None:
         try:

@@ -482,7 +482,7 @@ def test_offer_to_adds_worker_in_reach_to_current_wave() -> None:
 
 
 def test_offer_to_extends_the_wave_deadline() -> None:
-    """After a late join the original deadline only expires the lapsed offers; the late worker may accept."""
+    """After a late join the first deadline expires only lapsed offers; the late one may accept."""
     engine, book = dispatched(cand("w-1"))
     engine.offer_to(book, cand("w-late", 800), NOW + 20)
     expired = engine.expire(book, DEADLINE)

@@ -1,0 +1,45 @@
+"""The demo runs the real server with a simulated fleet and real work gets done."""
+
+from __future__ import annotations
+
+import io
+
+from mobile_api.demo import simulate
+from mobile_api.settings import Settings
+from mobile_api.simulator import SimConfig
+
+
+async def test_small_fleet_gets_jobs_assigned_and_completed() -> None:
+    """A 30-technician fleet fed 4 jobs/s for 6 s receives offers, wins jobs and completes some."""
+    config = SimConfig(
+        workers=30,
+        jobs_per_s=4.0,
+        seed=7,
+        accept_probability=0.8,
+        accept_delay_s=(0.1, 0.3),
+        decline_delay_s=(0.1, 0.3),
+        prep_s=(0.05, 0.1),
+        time_scale=600.0,
+        work_minutes=(5.0, 10.0),
+        moving_fix_s=0.5,
+        on_duty_fraction=1.0,
+        ramp_s=0.3,
+    )
+    out = io.StringIO()
+    settings = Settings(admin_token="demo-test-admin", port=0)
+
+    stats = await simulate(
+        settings, config, duration_s=6.0, out=out, handle_signals=False, report_every_s=1.0
+    )
+
+    text = out.getvalue()
+    assert "http://127.0.0.1:" in text
+    assert "org API key: fck_" in text
+    assert "workers 30 online" in text
+    assert stats.jobs_posted >= 10
+    assert stats.offers >= stats.jobs_assigned >= 1
+    assert stats.accepts >= 1
+    assert stats.jobs_completed >= 1
+    assert stats.fixes > 30
+    assert stats.median_assign_s() is not None
+    assert stats.errors == 0, stats.last_error
