@@ -331,9 +331,8 @@ def banner(
         "connect a technician by hand (protocol: docs/protocol.md):",
         f"  curl -s {base}/v1/workers -H 'Authorization: Bearer {api_key}' \\",
         '       -H \'Content-Type: application/json\' -d \'{"name":"Me","skills":["lighting"]}\'',
-        f"  websocat -H 'Authorization: Bearer <token>' {listening.ws_url}",
-        '  then send {"type":"location","lat":45.7640,"lng":4.8357}'
-        ' and {"type":"status","status":"available"}',
+        f"  .venv/bin/fieldcloud phone --url {listening.ws_url} --token <token>",
+        "  then type: loc 45.7640 4.8357  /  available  /  accept",
         "Ctrl-C to stop.",
     ]
     if listening.fell_back_from is not None:
