@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import uuid
 from collections.abc import Callable, Iterable
@@ -22,7 +23,7 @@ from geo import GeoError, validate_latlng
 
 from .config import DispatchConfig
 from .credentials import digest, new_secret
-from .errors import InvalidInput, NotEligible, NotFound
+from .errors import InvalidInput, NotEligible, NotFound, Unavailable
 from .matching import MatchContext, is_eligible
 from .models import (
     Assignment,
@@ -38,6 +39,8 @@ from .models import (
 from .notices import assigned_notice, job_cancelled_notice, offer_closed_notice, offer_notice
 from .offers import CLOSE_REASONS, Candidate, JobBook, OfferEngine, Outcome, WaveSearch
 from .stores.ports import Stores
+
+log = logging.getLogger("fieldcloud.dispatch")
 
 Clock = Callable[[], float]
 IdFactory = Callable[[str], str]
@@ -144,14 +147,23 @@ class DispatchService:
             updated_at=now,
             description=description,
             external_ref=external_ref,
+            wave_deadline=now,  # due at once: if the first wave fails, the ticker retries it
         )
         created = JobEvent(
             job.id, org_id, now, "created", {"lat": lat, "lng": lng, "skills": sorted(job.skills)}
         )
         await self.stores.jobs.add_job(job, created)
-        async with self.stores.jobs.transaction(job.id) as book:
-            out = await self._settle(book, self.engine.begin(book, now), now)
-            job = book.job
+        try:
+            async with self.stores.jobs.transaction(job.id) as book:
+                if book.job.wave != 0:
+                    return book.job  # a deadline sweep got there first
+                out = await self._settle(book, self.engine.begin(book, now), now)
+                job = book.job
+        except Unavailable:
+            # The job is stored and due: any instance's ticker sends wave 1 once
+            # the location index answers again. The caller still gets its job.
+            log.warning("job %s stored; first wave deferred (backend unavailable)", job.id)
+            return job
         await self._announce(job, out)
         return job
 

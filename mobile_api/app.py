@@ -37,6 +37,7 @@ log = logging.getLogger("fieldcloud")
 
 ROUTES = [
     Route("/healthz", http_api.healthz, methods=["GET"]),
+    Route("/readyz", http_api.readyz, methods=["GET"]),
     Route("/v1/orgs", http_api.create_org, methods=["POST"]),
     Route("/v1/workers", http_api.create_worker, methods=["POST"]),
     Route("/v1/workers/{worker_id}", http_api.get_worker, methods=["GET"]),
@@ -103,7 +104,9 @@ def create_app(
         # 2. The service and the runtime the handlers see.
         service = DispatchService(stores, settings.dispatch, clock)
         admin_token = settings.admin_token or secrets.token_urlsafe(24)
-        runtime = Runtime(settings, service, admin_token, mode)
+        runtime = Runtime(
+            settings, service, admin_token, mode, ping=None if backend is None else backend.ping
+        )
         app.state.runtime = runtime
         # 3. Background work: the deadline ticker.
         ticker = asyncio.create_task(_tick(service, settings.tick_s), name="deadline-ticker")

@@ -35,6 +35,8 @@ class Runtime:
     service: DispatchService
     admin_token: str
     mode: str
+    ping: Callable[[], Awaitable[None]] | None = None
+    """Checks the backing services answer (raises ``Unavailable``); None in-process."""
     sessions: dict[str, Session] = field(default_factory=dict)
 
     async def register(self, session: Session) -> None:

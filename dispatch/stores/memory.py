@@ -119,6 +119,8 @@ class MemoryJobStore:
     async def add_job(self, job: Job, event: JobEvent) -> None:
         self._jobs[job.id] = replace(job)
         self._append(job.id, [event])
+        if job.wave_deadline is not None:
+            heapq.heappush(self._deadlines, (job.wave_deadline, job.id))
         self._index(job)
 
     async def get_job(self, org_id: str, job_id: str) -> Job | None:
