@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import time
 from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -261,18 +262,24 @@ class MemoryLocationIndex:
         return [Nearby(n.key, n.distance_m, n.lat, n.lng) for n in hits]
 
 
+def clock_seq() -> int:
+    """The first sequence number of a new log: the clock in microseconds."""
+    return time.time_ns() // 1000
+
+
 class MemoryWorkerFeed:
     """A capped deque of notices per worker, plus in-process listeners."""
 
-    def __init__(self, log_size: int = 256) -> None:
+    def __init__(self, log_size: int = 256, first_seq: Callable[[], int] = clock_seq) -> None:
         self._log_size = log_size
+        self._first_seq = first_seq
         self._logs: dict[str, deque[LoggedNotice]] = {}
-        self._seq: dict[str, int] = defaultdict(int)
+        self._seq: dict[str, int] = {}
         self._listeners: dict[str, list[Callable[[LoggedNotice], None]]] = defaultdict(list)
 
     async def publish(self, worker_id: str, notice: Notice) -> int:
-        self._seq[worker_id] += 1
-        entry = LoggedNotice(self._seq[worker_id], notice)
+        seq = self._seq[worker_id] = self._seq.get(worker_id, self._first_seq() - 1) + 1
+        entry = LoggedNotice(seq, notice)
         log = self._logs.get(worker_id)
         if log is None:
             log = self._logs[worker_id] = deque(maxlen=self._log_size)

@@ -13,7 +13,12 @@ and passes the same contract tests. Rules every implementation keeps:
   concurrent claims of one available worker exactly one returns True.
 * ``WorkerFeed.publish`` records a notice durably (a capped, ordered per-worker
   log with sequence numbers) before waking the socket holder; a notice is
-  never only in flight.
+  never only in flight. Within a log, numbers go up by one; a new log — also
+  one that replaces a log the backend lost — starts from the clock in
+  microseconds, so it always continues above any number handed out before.
+* Consumers call ``WorkerFeed.listen`` first, then ``replay``, and drop
+  notices whose ``seq`` they already delivered: ``listen`` delivers every
+  notice published after it is live, so nothing falls between the two.
 * Raise ``dispatch.errors.Unavailable`` when the backing service cannot be
   reached.
 """

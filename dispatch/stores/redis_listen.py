@@ -1,0 +1,307 @@
+"""One shared pub/sub connection per process that feeds worker-feed listeners.
+
+``FeedListeners`` is the listening half of ``redis_feed.RedisWorkerFeed``.
+Three background tasks, started by the first ``listen``:
+
+* the *control* task subscribes and unsubscribes channels (in batches) and
+  gives each new listener its starting point: the worker's seq read after the
+  subscription was confirmed, so nothing published later can be missed;
+* the *reader* task takes messages off the connection and marks workers dirty;
+* the *drainer* reads the logs of dirty workers (one pipeline for all of
+  them) from the lowest seq their listeners have seen and calls each
+  listener's callback for every newer notice, in seq order. It also re-reads
+  every listened-to log every ``sweep_s`` and after a reconnect, so a lost
+  message only delays a notice.
+
+Rules for callers: callbacks run on the event loop, must not block and must
+not raise (an exception is logged and the notice counts as delivered). Call
+``aclose`` at shutdown; listeners still registered stop receiving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from ..errors import Unavailable
+from .keys import Keys
+from .ports import LoggedNotice
+
+__all__ = ["CONFIRM_TIMEOUT_S", "FeedListeners", "after", "decode_log"]
+
+log = logging.getLogger(__name__)
+
+_BACKOFF_S = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0)
+CONFIRM_TIMEOUT_S = 5.0
+"""How long a subscription (or a replay waiting for one) waits to be confirmed."""
+
+
+class _Listener:
+    __slots__ = ("active", "callback", "cursor", "ready")
+
+    def __init__(self, callback: Callable[[LoggedNotice], None]) -> None:
+        self.callback = callback
+        self.cursor: int | None = None  # last seq delivered (None: not live yet)
+        self.ready = asyncio.Event()
+        self.active = True
+
+
+class FeedListeners:
+    """Listeners of worker logs in this process; see the module docstring."""
+
+    def __init__(self, client: aioredis.Redis, keys: Keys, *, sweep_s: float = 5.0) -> None:
+        self._redis = client
+        self._keys = keys
+        self._sweep_s = sweep_s
+        self._listeners: dict[str, list[_Listener]] = {}
+        self._by_channel: dict[str, str] = {}
+        self._subscribed: set[str] = set()
+        self._confirmed: dict[str, asyncio.Event] = {}
+        self._control_queue: set[str] = set()
+        self._control_wake = asyncio.Event()
+        self._dirty: set[str] = set()
+        self._drain_wake = asyncio.Event()
+        self._connected = asyncio.Event()
+        self._pubsub: Any = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._closed = False
+
+    def listen(
+        self, worker_id: str, callback: Callable[[LoggedNotice], None]
+    ) -> Callable[[], None]:
+        """Call ``callback`` for each notice of the worker published from now on."""
+        if self._closed:
+            raise Unavailable("the worker feed is closed")
+        listener = _Listener(callback)
+        self._listeners.setdefault(worker_id, []).append(listener)
+        self._by_channel[self._keys.feed_channel(worker_id)] = worker_id
+        self._start()
+        self._control(worker_id)
+
+        def stop() -> None:
+            if not listener.active:
+                return
+            listener.active = False
+            listener.ready.set()
+            found = self._listeners.get(worker_id)
+            if found and listener in found:
+                found.remove(listener)
+                if not found:
+                    del self._listeners[worker_id]
+                    self._control(worker_id)
+
+        return stop
+
+    async def live(self, worker_id: str, timeout_s: float = CONFIRM_TIMEOUT_S) -> None:
+        """Wait (at most ``timeout_s``) until the worker's listeners here are live."""
+        pending = [x.ready.wait() for x in self._listeners.get(worker_id, ()) if x.cursor is None]
+        if pending:
+            try:
+                await asyncio.wait_for(asyncio.gather(*pending), timeout_s)
+            except TimeoutError:
+                log.warning("worker feed: a listener of %s is not live yet", worker_id)
+
+    # -- background tasks ------------------------------------------------------
+
+    def _stopping(self) -> bool:
+        return self._closed
+
+    def _start(self) -> None:
+        if self._tasks:
+            return
+        self._pubsub = self._redis.pubsub()
+        self._tasks = [
+            asyncio.create_task(self._read_loop(), name="fieldcloud-feed-reader"),
+            asyncio.create_task(self._control_loop(), name="fieldcloud-feed-control"),
+            asyncio.create_task(self._drain_loop(), name="fieldcloud-feed-drainer"),
+        ]
+
+    def _control(self, worker_id: str) -> None:
+        self._control_queue.add(worker_id)
+        self._control_wake.set()
+
+    def _mark_dirty(self, workers: Sequence[str] | set[str]) -> None:
+        if workers:
+            self._dirty.update(workers)
+            self._drain_wake.set()
+
+    async def _read_loop(self) -> None:
+        failures = 0
+        while not self._closed:
+            try:
+                if not self._connected.is_set():
+                    await self._pubsub.connect()
+                    self._connected.set()
+                message = await self._pubsub.get_message(timeout=1.0)
+                failures = 0
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("worker feed: pub/sub connection failed (%s); retrying", exc)
+                await asyncio.sleep(_BACKOFF_S[min(failures, len(_BACKOFF_S) - 1)])
+                failures += 1
+                self._mark_dirty(set(self._listeners))  # messages may have been lost
+                continue
+            if message is None:
+                continue
+            kind, channel = message.get("type"), message.get("channel")
+            worker_id = self._by_channel.get(channel) if isinstance(channel, str) else None
+            if worker_id is None:
+                continue
+            if kind == "subscribe":
+                event = self._confirmed.get(channel)
+                if event is not None:
+                    event.set()
+                self._mark_dirty([worker_id])  # also after a resubscribe on reconnect
+            elif kind == "message":
+                self._mark_dirty([worker_id])
+
+    async def _control_loop(self) -> None:
+        failures = 0
+        while not self._closed:
+            await self._control_wake.wait()
+            self._control_wake.clear()
+            if self._stopping():
+                return
+            batch, self._control_queue = self._control_queue, set()
+            try:
+                await self._connected.wait()
+                await self._sync(sorted(batch))
+                failures = 0
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("worker feed: subscribing failed (%s); retrying", exc)
+                self._control_queue |= batch
+                await asyncio.sleep(_BACKOFF_S[min(failures, len(_BACKOFF_S) - 1)])
+                failures += 1
+                self._control_wake.set()
+
+    async def _sync(self, workers: Sequence[str]) -> None:
+        keys = self._keys
+        wanted = [w for w in workers if self._listeners.get(w)]
+        unwanted = [w for w in workers if not self._listeners.get(w) and w in self._subscribed]
+        if unwanted:
+            channels = [keys.feed_channel(w) for w in unwanted]
+            await self._pubsub.unsubscribe(*channels)
+            for worker_id, channel in zip(unwanted, channels, strict=True):
+                self._subscribed.discard(worker_id)
+                self._confirmed.pop(channel, None)
+                if not self._listeners.get(worker_id):
+                    self._by_channel.pop(channel, None)
+        new = [w for w in wanted if w not in self._subscribed]
+        if new:
+            events = []
+            for worker_id in new:
+                event = self._confirmed[keys.feed_channel(worker_id)] = asyncio.Event()
+                events.append(event.wait())
+            await self._pubsub.subscribe(*(keys.feed_channel(w) for w in new))
+            try:
+                await asyncio.wait_for(asyncio.gather(*events), CONFIRM_TIMEOUT_S)
+            except TimeoutError:
+                log.warning("worker feed: subscription not confirmed in time; sweeping")
+            self._subscribed.update(new)
+        fresh = [w for w in wanted if any(x.cursor is None for x in self._listeners.get(w, ()))]
+        if not fresh:
+            return
+        pipe = self._redis.pipeline(transaction=False)
+        for worker_id in fresh:
+            pipe.get(keys.feed_seq(worker_id))
+        seqs = await pipe.execute()
+        for worker_id, seq in zip(fresh, seqs, strict=True):
+            for listener in self._listeners.get(worker_id, ()):
+                if listener.cursor is None:
+                    listener.cursor = int(seq or 0)
+                    listener.ready.set()
+        self._mark_dirty(fresh)
+
+    async def _drain_loop(self) -> None:
+        failures = 0
+        while not self._closed:
+            try:
+                await asyncio.wait_for(self._drain_wake.wait(), self._sweep_s)
+            except TimeoutError:
+                self._dirty.update(self._listeners)  # the periodic sweep
+            self._drain_wake.clear()
+            if self._stopping():
+                return
+            batch, self._dirty = self._dirty, set()
+            starts: dict[str, int] = {}
+            for worker_id in batch:
+                cursors = [
+                    x.cursor for x in self._listeners.get(worker_id, ()) if x.cursor is not None
+                ]
+                if cursors:
+                    starts[worker_id] = min(cursors)
+            if not starts:
+                continue
+            try:
+                pipe = self._redis.pipeline(transaction=False)
+                for worker_id, start in starts.items():
+                    pipe.xrange(self._keys.feed_log(worker_id), min=after(start), max="+")
+                logs = await pipe.execute()
+                failures = 0
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("worker feed: reading logs failed (%s); retrying", exc)
+                self._dirty.update(starts)
+                await asyncio.sleep(_BACKOFF_S[min(failures, len(_BACKOFF_S) - 1)])
+                failures += 1
+                self._drain_wake.set()
+                continue
+            for (worker_id, start), entries in zip(starts.items(), logs, strict=True):
+                self._deliver(worker_id, decode_log(entries, start))
+
+    def _deliver(self, worker_id: str, entries: list[LoggedNotice]) -> None:
+        for listener in list(self._listeners.get(worker_id, ())):
+            for entry in entries:
+                if not listener.active:
+                    break
+                if listener.cursor is None or entry.seq <= listener.cursor:
+                    continue
+                listener.cursor = entry.seq
+                try:
+                    listener.callback(entry)
+                except Exception:
+                    log.exception("worker feed: a listener of %s failed", worker_id)
+
+    async def aclose(self) -> None:
+        """Stop the background tasks and close the pub/sub connection."""
+        # The loops also stop on the flag: a cancellation can be absorbed by a
+        # client call in flight, and the wake-ups make waiting loops look again.
+        self._closed = True
+        self._control_wake.set()
+        self._drain_wake.set()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        for listeners in self._listeners.values():
+            for listener in listeners:
+                listener.active = False
+                listener.ready.set()
+        self._listeners.clear()
+        if self._pubsub is not None:
+            await self._pubsub.aclose()
+            self._pubsub = None
+
+
+def after(seq: int) -> str:
+    """The stream id range start for entries with a sequence number above ``seq``."""
+    return "-" if seq < 0 else f"{seq + 1}-0"
+
+
+def decode_log(entries: Sequence[Any], after_seq: int) -> list[LoggedNotice]:
+    """Stream entries (``<seq>-0``, field ``n`` = JSON) above ``after_seq``, in order."""
+    found = []
+    for entry_id, fields in entries:
+        seq = int(entry_id.split("-", 1)[0])
+        if seq > after_seq:
+            found.append(LoggedNotice(seq, json.loads(fields["n"])))
+    return found

@@ -1,0 +1,161 @@
+"""Failures: an instance killed mid-offer, and Redis gone and back."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import subprocess
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from cluster import WAIT_S, Instance, Phone, cluster_env, free_port
+
+LYON = (45.7640, 4.8357)
+
+
+async def wait_status(inst: Instance, path: str, status: int) -> None:
+    """Poll ``path`` until it answers ``status`` (bounded by WAIT_S)."""
+    async with httpx.AsyncClient(base_url=inst.base, timeout=2) as client:
+        async with asyncio.timeout(WAIT_S):
+            while True:
+                with contextlib.suppress(httpx.TransportError):
+                    if (await client.get(path)).status_code == status:
+                        return
+                await asyncio.sleep(0.1)
+
+
+async def test_killing_the_socket_holder_loses_neither_the_job_nor_a_notice(
+    tmp_path: Path,
+) -> None:
+    """kill -9 of the instance holding a phone: the wave escalates on the survivor and the
+    phone, reconnected there, receives every notice it missed, in order."""
+    async with cluster_env() as env:
+        settings = {"wave_size": "1", "offer_timeout_s": "1.5", "radii_m": "1000,5000"}
+        a = Instance(env, "a", tmp_path, **settings)
+        b = Instance(env, "b", tmp_path, **settings)
+        try:
+            await asyncio.gather(a.start(), b.start())
+            key = await a.create_org()
+            _, near_token = await a.create_worker(key, "near", [])
+            _, far_token = await b.create_worker(key, "far", [])
+            async with Phone.connect(b.ws_url, far_token) as far:
+                await far.on_duty(LYON[0] + 0.027, LYON[1])  # ~3 km: wave 2 only
+                async with Phone.connect(a.ws_url, near_token) as near:
+                    await near.on_duty(LYON[0] + 0.001, LYON[1])  # ~110 m: wave 1
+                    job = await b.post_job(key, *LYON)
+                    offer = await near.recv_type("offer")
+                    assert offer["job"]["id"] == job["id"]
+                    a.kill9()
+                    with contextlib.suppress(Exception):
+                        await near.recv(wait_s=WAIT_S)  # the socket dies with A
+                second = await far.recv_type("offer")
+                assert second["job"]["id"] == job["id"]
+                assert second["wave"] == 2
+                async with Phone.connect(b.ws_url, near_token, last_seq=offer["seq"]) as back:
+                    missed = await back.recv()
+                assert missed["type"] == "offer_closed"
+                assert missed["offer_id"] == offer["offer_id"]
+                assert missed["reason"] == "expired"
+                assert missed["seq"] == offer["seq"] + 1
+                async with Phone.connect(b.ws_url, near_token, last_seq=0) as again:
+                    replayed = [await again.recv(), await again.recv()]
+                assert [f["seq"] for f in replayed] == [offer["seq"], offer["seq"] + 1]
+                assert [f["type"] for f in replayed] == ["offer", "offer_closed"]
+                await far.send({"type": "accept", "offer_id": second["offer_id"]})
+                assigned = await far.recv_type("assigned")
+            assert assigned["job_id"] == job["id"]
+            stored = await b.get_job(key, job["id"])
+            assert stored["state"] == "assigned"
+            assert [e["kind"] for e in stored["history"]] == [
+                "created",
+                "wave",
+                "expired",
+                "wave",
+                "assigned",
+            ]
+        finally:
+            await asyncio.gather(a.stop(), b.stop())
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[tuple[int, list[subprocess.Popen[bytes]]]]:
+    """A Redis server of the test's own on a spare port (restartable); stopped afterwards."""
+    exe = shutil.which("redis-server")
+    assert exe is not None, "redis-server is not installed"
+    port = free_port()
+    procs: list[subprocess.Popen[bytes]] = []
+    yield port, procs
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+
+
+def start_redis(port: int, procs: list[subprocess.Popen[bytes]], log: Path) -> None:
+    exe = shutil.which("redis-server")
+    assert exe is not None
+    args = [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    with log.open("ab") as out:
+        procs.append(subprocess.Popen(args, stdout=out, stderr=out))
+
+
+@pytest.fixture
+async def redis_instance(
+    tmp_path: Path, own_redis: tuple[int, list[subprocess.Popen[bytes]]]
+) -> AsyncIterator[tuple[Instance, int, list[subprocess.Popen[bytes]]]]:
+    port, procs = own_redis
+    start_redis(port, procs, tmp_path / "redis.log")
+    await asyncio.sleep(0.3)
+    async with cluster_env(redis_url=f"redis://127.0.0.1:{port}/0") as env:
+        inst = Instance(env, "a", tmp_path, offer_timeout_s="30")
+        try:
+            await inst.start()
+            yield inst, port, procs
+        finally:
+            await inst.stop()
+
+
+async def test_redis_outage_answers_503_then_recovers_by_itself_without_losing_a_job(
+    tmp_path: Path,
+    redis_instance: tuple[Instance, int, list[subprocess.Popen[bytes]]],
+) -> None:
+    """While Redis is down the service answers 503 and keeps its sockets; when Redis is back it
+    recovers by itself, and every job — also one posted during the outage — is dispatched."""
+    inst, port, procs = redis_instance
+    key = await inst.create_org()
+    _, token = await inst.create_worker(key, "Ann", [])
+    async with Phone.connect(inst.ws_url, token) as phone:
+        await phone.on_duty(LYON[0] + 0.001, LYON[1])
+        before = await inst.post_job(key, *LYON)
+        first = await phone.recv_type("offer")
+        assert first["job"]["id"] == before["id"]
+
+        procs[-1].kill()
+        procs[-1].wait()
+        await wait_status(inst, "/readyz", 503)
+        await phone.send({"type": "location", "lat": LYON[0], "lng": LYON[1]})
+        error = await phone.recv_type("error")
+        assert error["code"] == "unavailable"
+        async with inst.client(key) as c:
+            during = await c.post(
+                "/v1/jobs", json={"title": "During", "lat": LYON[0], "lng": LYON[1]}
+            )
+        assert during.status_code in (201, 503)
+
+        start_redis(port, procs, tmp_path / "redis.log")
+        await wait_status(inst, "/readyz", 200)
+        # Redis came back empty: the phone's next fix puts it on the map again.
+        await phone.send({"type": "location", "lat": LYON[0] + 0.001, "lng": LYON[1]})
+        await phone.send({"type": "accept", "offer_id": first["offer_id"]})
+        assigned = await phone.recv_type("assigned")
+        assert assigned["job_id"] == before["id"]
+
+    stored = await inst.get_job(key, before["id"])
+    assert stored["state"] == "assigned"
+    if during.status_code == 201:
+        kept = await inst.get_job(key, during.json()["id"])
+        assert kept["state"] in ("open", "unfilled")
+        assert kept["wave"] >= 1, "the job posted during the outage was never dispatched"

@@ -1,0 +1,235 @@
+"""Production backend only: migrations, start-up checks, outages, presence, key layout."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator
+
+import asyncpg
+import pytest
+import redis.asyncio as aioredis
+from backends import (
+    REDIS_URL,
+    RESOLUTION,
+    Backend,
+    ServiceEnv,
+    add_job,
+    add_org,
+    add_worker,
+    create_database,
+    delete_prefix,
+    drop_database,
+    new_id,
+    open_backend,
+    pg_dsn,
+    service_env,
+)
+
+from dispatch.errors import Unavailable
+from dispatch.models import Fix
+from dispatch.stores.keys import Keys
+from dispatch.stores.migrate import MigrationError, migrate, migrations
+from dispatch.stores.pg_jobs import PgJobStore
+from dispatch.stores.postgres import PgWorkerStore, Q
+from dispatch.stores.production import open_production_stores
+from dispatch.stores.redis import RedisFixes, RedisWriter
+from dispatch.stores.redis_feed import RedisWorkerFeed
+from dispatch.stores.redis_index import RedisLocationIndex
+
+DEAD_PG = "postgresql://postgres:secret@127.0.0.1:1/nowhere"
+DEAD_REDIS = "redis://127.0.0.1:1/0"
+
+
+@pytest.fixture(scope="module")
+def services() -> Iterator[ServiceEnv]:
+    yield from service_env()
+
+
+@pytest.fixture
+async def backend(services: ServiceEnv) -> AsyncIterator[Backend]:
+    async with open_backend("production", services) as opened:
+        yield opened
+
+
+@pytest.fixture
+async def fresh_database() -> AsyncIterator[str]:
+    name = new_id("fieldcloud_test_mig")
+    await create_database(name)
+    try:
+        yield pg_dsn(name)
+    finally:
+        await drop_database(name)
+
+
+async def test_migrate_applies_each_file_once_even_when_racing(fresh_database: str) -> None:
+    """Two concurrent ``migrate`` runs apply every file exactly once; a third does nothing."""
+    names = [m.name for m in migrations()]
+    assert names
+    assert names[0] == "0001_initial"
+    first, second = await asyncio.gather(migrate(fresh_database), migrate(fresh_database))
+    assert sorted([first, second]) == [[], names]
+    assert await migrate(fresh_database) == []
+    conn = await asyncpg.connect(fresh_database)
+    try:
+        rows = await conn.fetch("SELECT name FROM schema_migrations ORDER BY name")
+        assert [r["name"] for r in rows] == names
+    finally:
+        await conn.close()
+
+
+async def test_a_changed_migration_is_refused(fresh_database: str) -> None:
+    """An applied migration whose recorded checksum differs is refused, not re-run."""
+    await migrate(fresh_database)
+    conn = await asyncpg.connect(fresh_database)
+    try:
+        await conn.execute("UPDATE schema_migrations SET checksum = 'x'")
+    finally:
+        await conn.close()
+    with pytest.raises(MigrationError, match="changed"):
+        await migrate(fresh_database)
+
+
+async def test_open_refuses_an_unmigrated_database(fresh_database: str) -> None:
+    """Opening on a database with pending migrations fails unless asked to apply them."""
+    with pytest.raises(MigrationError, match="fieldcloud migrate"):
+        await open_production_stores(fresh_database, REDIS_URL, RESOLUTION, "unused", "i")
+    prefix = new_id("fieldcloud_test_open")
+    backend = await open_production_stores(
+        fresh_database, REDIS_URL, RESOLUTION, prefix, "i", apply_migrations=True
+    )
+    try:
+        await backend.ping()
+    finally:
+        await backend.close()
+        assert await delete_prefix(prefix) == 0
+
+
+async def test_open_fails_fast_without_postgres() -> None:
+    """An unreachable PostgreSQL fails start-up at once with ``Unavailable``, password hidden."""
+    started = time.monotonic()
+    with pytest.raises(Unavailable, match="PostgreSQL") as caught:
+        await open_production_stores(DEAD_PG, REDIS_URL, RESOLUTION, "unused", "i")
+    assert time.monotonic() - started < 5
+    assert "secret" not in str(caught.value)
+
+
+async def test_open_fails_fast_without_redis(services: ServiceEnv) -> None:
+    """An unreachable Redis fails start-up at once with ``Unavailable``."""
+    started = time.monotonic()
+    with pytest.raises(Unavailable, match="Redis"):
+        await open_production_stores(services.dsn, DEAD_REDIS, RESOLUTION, "unused", "i")
+    assert time.monotonic() - started < 5
+
+
+async def test_postgres_outage_raises_unavailable() -> None:
+    """Store calls on a PostgreSQL that cannot be reached raise ``Unavailable``."""
+    pool = await asyncpg.create_pool(DEAD_PG, min_size=0, max_size=1, timeout=2)
+    client = aioredis.Redis.from_url(REDIS_URL, decode_responses=True)
+    writer = RedisWriter(client, Keys(new_id("fieldcloud_test_dead")))
+    try:
+        workers = PgWorkerStore(pool, RedisFixes(client, Keys("unused"), writer))
+        jobs = PgJobStore(pool, RESOLUTION)
+        with pytest.raises(Unavailable):
+            await workers.get_worker("org", "wrk")
+        with pytest.raises(Unavailable):
+            await workers.claim("wrk")
+        with pytest.raises(Unavailable):
+            await jobs.due(1.0, 10)
+        with pytest.raises(Unavailable):
+            async with jobs.transaction("job"):
+                pytest.fail("the block must not run")
+    finally:
+        await writer.aclose()
+        await client.aclose()
+        await pool.close()
+
+
+async def test_redis_outage_raises_unavailable() -> None:
+    """Index, fix and feed calls on a Redis that cannot be reached raise ``Unavailable``."""
+    client = aioredis.Redis.from_url(DEAD_REDIS, decode_responses=True, socket_connect_timeout=1)
+    keys = Keys("unused")
+    writer = RedisWriter(client, keys)
+    index = RedisLocationIndex(client, keys, writer, RESOLUTION)
+    feed = RedisWorkerFeed(client, keys)
+    try:
+        with pytest.raises(Unavailable):
+            await index.upsert("org", "wrk", 52.0, 13.0)
+        with pytest.raises(Unavailable):
+            await index.nearest("org", 52.0, 13.0, 3, 1_000.0)
+        with pytest.raises(Unavailable):
+            await RedisFixes(client, keys, writer).get_fixes(["wrk"])
+        with pytest.raises(Unavailable):
+            await feed.publish("wrk", {"type": "ping"})
+        with pytest.raises(Unavailable):
+            await feed.replay("wrk", 0)
+    finally:
+        await feed.aclose()
+        await writer.aclose()
+        await client.aclose()
+
+
+async def test_job_write_is_guarded_by_version(backend: Backend) -> None:
+    """If the job row changed under a transaction, its write is refused and rolled back."""
+    stores = backend.stores
+    org = await add_org(stores)
+    job = await add_job(stores, org.id)
+    assert backend.production is not None
+    pool = backend.production.pg
+
+    async def write_behind_the_lock() -> None:
+        async with stores.jobs.transaction(job.id) as book:
+            # Inside the block Q runs on the transaction's own connection.
+            await Q(pool).execute("UPDATE jobs SET version = version + 100 WHERE id = $1", job.id)
+            book.job.title = "lost"
+            book.job.version += 1
+
+    with pytest.raises(Unavailable, match="changed outside"):
+        await write_behind_the_lock()
+    stored = await stores.jobs.get_job(org.id, job.id)
+    assert stored == job
+
+
+async def test_presence_newest_claim_wins(backend: Backend) -> None:
+    """The newest claim takes the worker; only the holder can refresh or release it."""
+    assert backend.production is not None
+    presence = backend.production.presence
+    worker = new_id("wrk")
+    assert await presence.holder(worker) is None
+    assert await presence.claim(worker, "a", 30) is None
+    assert await presence.holder(worker) == "a"
+    assert await presence.claim(worker, "b", 30) == "a"
+    assert await presence.refresh(worker, "a", 30) is False
+    assert await presence.release(worker, "a") is False
+    assert await presence.holder(worker) == "b"
+    assert await presence.refresh(worker, "b", 30) is True
+    assert await presence.release(worker, "b") is True
+    assert await presence.holder(worker) is None
+
+
+async def test_presence_expires(backend: Backend) -> None:
+    """A claim that is not refreshed expires by itself."""
+    assert backend.production is not None
+    presence = backend.production.presence
+    worker = new_id("wrk")
+    await presence.claim(worker, "a", 0.05)
+    await asyncio.sleep(0.15)
+    assert await presence.holder(worker) is None
+
+
+async def test_every_key_lives_under_the_prefix_with_its_hash_tag(backend: Backend) -> None:
+    """Everything written goes under the prefix; per-org and per-worker keys carry their tags."""
+    assert backend.production is not None
+    stores, client = backend.stores, backend.production.redis
+    org = await add_org(stores)
+    worker = await add_worker(stores, org.id)
+    await stores.workers.set_fix(worker.id, Fix(52.5, 13.4, None, 1.0))
+    await stores.locations.upsert(org.id, worker.id, 52.5, 13.4)
+    await stores.feed.publish(worker.id, {"type": "ping"})
+    await backend.production.presence.claim(worker.id, "a", 30)
+    found = [key async for key in client.scan_iter(match=Keys(backend.prefix).pattern())]
+    org_keys = [k for k in found if f"{{o:{org.id}}}" in k]
+    worker_keys = [k for k in found if f"{{w:{worker.id}}}" in k]
+    assert len(org_keys) == 3  # one cell hash, where, cells
+    assert sorted(k.rsplit(":", 1)[1] for k in worker_keys) == ["at", "fix", "log", "seq"]
+    assert len(found) == len(org_keys) + len(worker_keys)
