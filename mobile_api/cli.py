@@ -27,6 +27,30 @@ def _settings(args: argparse.Namespace) -> Settings:
     )
 
 
+async def _preflight(settings: Settings) -> str | None:
+    """Why the production backend cannot be opened, or None if it can."""
+    from dispatch.errors import Unavailable
+    from dispatch.stores.migrate import MigrationError
+    from dispatch.stores.production import open_production_stores
+
+    assert settings.database_url is not None
+    assert settings.redis_url is not None
+    try:
+        backend = await open_production_stores(
+            settings.database_url,
+            settings.redis_url,
+            settings.dispatch.resolution,
+            settings.key_prefix,
+            "preflight",
+        )
+    except Unavailable as exc:
+        return exc.message
+    except MigrationError as exc:
+        return str(exc)
+    await backend.close()
+    return None
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from .app import create_app
     from .server import build_server
@@ -37,6 +61,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"admin token (FIELDCLOUD_ADMIN_TOKEN unset): {settings.admin_token}", flush=True)
     if settings.production:
         print("mode: production (PostgreSQL + Redis)", flush=True)
+        problem = asyncio.run(_preflight(settings))
+        if problem is not None:
+            print(f"fieldcloud: cannot start: {problem}", file=sys.stderr, flush=True)
+            return 1
     else:
         print(
             "mode: in-process (no DATABASE_URL/REDIS_URL): single instance, "

@@ -6,12 +6,13 @@ import asyncio
 import contextlib
 import shutil
 import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from cluster import WAIT_S, Instance, Phone, cluster_env, free_port
+from cluster import WAIT_S, ClusterEnv, Instance, Phone, cluster_env, free_port
 
 LYON = (45.7640, 4.8357)
 
@@ -159,3 +160,28 @@ async def test_redis_outage_answers_503_then_recovers_by_itself_without_losing_a
         kept = await inst.get_job(key, during.json()["id"])
         assert kept["state"] in ("open", "unfilled")
         assert kept["wave"] >= 1, "the job posted during the outage was never dispatched"
+
+
+async def test_a_server_that_cannot_reach_redis_at_start_up_exits_with_a_clear_message(
+    tmp_path: Path,
+) -> None:
+    """Started with a Redis that does not answer, ``serve`` exits 1 naming Redis and its address."""
+    async with cluster_env() as env:
+        dead = f"redis://127.0.0.1:{free_port()}/0"
+        inst = Instance(ClusterEnv(env.database_url, dead, env.key_prefix), "dead", tmp_path)
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "mobile_api.cli",
+            "serve",
+            env=dict(inst.environ()),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        async with asyncio.timeout(WAIT_S):
+            _, err = await proc.communicate()
+    assert proc.returncode == 1
+    message = err.decode()
+    assert "cannot start" in message
+    assert "Redis" in message
+    assert dead.removesuffix("/0") in message
