@@ -83,6 +83,7 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         # 1. Open the stores: in-process unless both service URLs are set.
         backend = None
+        instance_id = secrets.token_hex(6)
         if stores_factory is not None:
             stores, mode = stores_factory(settings), "custom"
         elif settings.production:
@@ -95,7 +96,7 @@ def create_app(
                 redis_url=settings.redis_url,
                 resolution=settings.dispatch.resolution,
                 key_prefix=settings.key_prefix,
-                instance_id=secrets.token_hex(6),
+                instance_id=instance_id,
                 log_size=settings.log_size,
             )
             stores, mode = backend.stores, "production"
@@ -105,7 +106,13 @@ def create_app(
         service = DispatchService(stores, settings.dispatch, clock)
         admin_token = settings.admin_token or secrets.token_urlsafe(24)
         runtime = Runtime(
-            settings, service, admin_token, mode, ping=None if backend is None else backend.ping
+            settings,
+            service,
+            admin_token,
+            mode,
+            ping=None if backend is None else backend.ping,
+            presence=None if backend is None else backend.presence,
+            instance_id=instance_id,
         )
         app.state.runtime = runtime
         # 3. Background work: the deadline ticker.

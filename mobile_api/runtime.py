@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from dispatch.service import DispatchService
+from dispatch.stores.ports import Presence
 
 from .settings import Settings
 
@@ -37,6 +38,9 @@ class Runtime:
     mode: str
     ping: Callable[[], Awaitable[None]] | None = None
     """Checks the backing services answer (raises ``Unavailable``); None in-process."""
+    presence: Presence | None = None
+    """Socket ownership across instances; None in-process (``sessions`` suffices)."""
+    instance_id: str = "local"
     sessions: dict[str, Session] = field(default_factory=dict)
 
     async def register(self, session: Session) -> None:

@@ -19,6 +19,7 @@ variable                       meaning                                     defau
 ``FIELDCLOUD_LOG_SIZE``        notices kept per worker for replay          256
 ``FIELDCLOUD_KEY_PREFIX``      prefix of every Redis key                   fieldcloud
 ``FIELDCLOUD_TICK_S``          how often due deadlines are looked for      0.1
+``FIELDCLOUD_PRESENCE_REFRESH_S`` how often a socket renews its claim       10
 =============================  ==========================================  ========
 
 Either both ``DATABASE_URL`` and ``REDIS_URL`` are set (production) or
@@ -54,6 +55,7 @@ class Settings:
     log_size: int = 256
     key_prefix: str = "fieldcloud"
     tick_s: float = 0.1
+    presence_refresh_s: float = 10.0
 
     @property
     def production(self) -> bool:
@@ -92,13 +94,17 @@ class Settings:
             log_size=env.get("FIELDCLOUD_LOG_SIZE", int, 256),
             key_prefix=env.get("FIELDCLOUD_KEY_PREFIX", str, "fieldcloud"),
             tick_s=env.get("FIELDCLOUD_TICK_S", float, 0.1),
+            presence_refresh_s=env.get("FIELDCLOUD_PRESENCE_REFRESH_S", float, 10.0),
         )
         if not 0 < settings.port < 65536:
             raise SettingsError("PORT must be between 1 and 65535")
         if settings.max_frame_bytes < 256:
             raise SettingsError("FIELDCLOUD_MAX_FRAME_BYTES must be at least 256")
-        if settings.log_size < 1 or settings.tick_s <= 0:
-            raise SettingsError("FIELDCLOUD_LOG_SIZE and FIELDCLOUD_TICK_S must be positive")
+        if settings.log_size < 1 or settings.tick_s <= 0 or settings.presence_refresh_s <= 0:
+            raise SettingsError(
+                "FIELDCLOUD_LOG_SIZE, FIELDCLOUD_TICK_S and FIELDCLOUD_PRESENCE_REFRESH_S"
+                " must be positive"
+            )
         return settings
 
 

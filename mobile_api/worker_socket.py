@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 from typing import Any
 
 import msgspec
@@ -25,10 +26,18 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from dispatch.errors import DispatchError
 from dispatch.models import JobState, Worker
 from dispatch.notices import iso
-from dispatch.stores.ports import LoggedNotice
+from dispatch.stores.ports import LoggedNotice, Presence
 
 from .auth import require_worker
-from .errors import CLOSE_INTERNAL, ApiError, error_body, json_response, ws_error, ws_error_for
+from .errors import (
+    CLOSE_INTERNAL,
+    CLOSE_SUPERSEDED,
+    ApiError,
+    error_body,
+    json_response,
+    ws_error,
+    ws_error_for,
+)
 from .runtime import Runtime, Session
 from .schemas import (
     PHONE_TYPES,
@@ -79,6 +88,7 @@ class PhoneSession:
         self.outbox: asyncio.Queue[LoggedNotice | None] = asyncio.Queue(OUTBOX_LIMIT)
         self.sent_seq = 0
         self.session = Session(worker.id, self.close)
+        self.holder = f"{rt.instance_id}/{secrets.token_hex(4)}"
 
     async def run(self, last_seq: int) -> None:
         service = self.rt.service
@@ -88,6 +98,7 @@ class PhoneSession:
         # starts only after the replay, and skips what the replay already sent.
         stop = feed.listen(self.worker.id, self._enqueue)
         writer: asyncio.Task[None] | None = None
+        heartbeat: asyncio.Task[None] | None = None
         try:
             backlog = await feed.replay(self.worker.id, max(last_seq, 0))
             await self._send(
@@ -109,16 +120,44 @@ class PhoneSession:
             else:
                 self.sent_seq = backlog[-1].seq if backlog else 0
             writer = asyncio.create_task(self._write_loop(), name=f"ws-writer-{self.worker.id}")
+            if self.rt.presence is not None:
+                heartbeat = asyncio.create_task(self._hold_presence(self.rt.presence))
             await self._read_loop()
         except WebSocketDisconnect:
             pass
         finally:
             stop()
             self.rt.unregister(self.session)
-            if writer is not None:
-                writer.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await writer
+            for task in (writer, heartbeat):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+            if self.rt.presence is not None:
+                with contextlib.suppress(DispatchError):
+                    await self.rt.presence.release(self.worker.id, self.holder)
+
+    async def _hold_presence(self, presence: Presence) -> None:
+        """Claim the worker for this socket and keep the claim; lose it → close 4001.
+
+        The claim names this socket (instance id plus a nonce), so a newer socket
+        on any instance takes it over; this one notices at its next refresh,
+        ``presence_refresh_s`` later at most. The claim lives three refreshes.
+        """
+        wid, me = self.worker.id, self.holder
+        every = self.rt.settings.presence_refresh_s
+        claimed = False
+        while True:
+            try:
+                if not claimed:
+                    await presence.claim(wid, me, 3 * every)
+                    claimed = True
+                elif not await presence.refresh(wid, me, 3 * every):
+                    await self.close(CLOSE_SUPERSEDED, "superseded by a newer connection")
+                    return
+            except DispatchError:
+                pass  # Redis is away: keep the socket, try again later
+            await asyncio.sleep(every)
 
     def _enqueue(self, entry: LoggedNotice) -> None:
         try:

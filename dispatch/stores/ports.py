@@ -162,6 +162,22 @@ class WorkerFeed(Protocol):
         ...
 
 
+class Presence(Protocol):
+    """Which instance holds which worker's socket, with a time to live."""
+
+    async def claim(self, worker_id: str, instance_id: str, ttl_s: float) -> str | None:
+        """Take the worker for ``instance_id``; return the previous holder, if any."""
+        ...
+
+    async def refresh(self, worker_id: str, instance_id: str, ttl_s: float) -> bool:
+        """Extend the claim; False once another instance has taken the worker."""
+        ...
+
+    async def release(self, worker_id: str, instance_id: str) -> bool:
+        """Drop the claim if ``instance_id`` still holds it."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class Stores:
     """One backend's full set of ports, as the service receives them."""

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from cluster import Instance, Phone, cluster_env
+from websockets.exceptions import ConnectionClosed
 
 LYON = (45.7640, 4.8357)
 
@@ -91,3 +92,26 @@ async def test_forty_accepts_split_across_instances_have_exactly_one_winner(
     stored = await a.get_job(key, job["id"])
     assert stored["state"] == "assigned"
     assert stored["worker_id"] == winner
+
+
+async def test_connecting_on_another_instance_closes_the_older_socket(tmp_path: Path) -> None:
+    """When a worker connects to B while an older socket is open on A, A closes it with 4001."""
+    async with cluster_env() as env:
+        a = Instance(env, "a", tmp_path, presence_refresh_s="0.2")
+        b = Instance(env, "b", tmp_path, presence_refresh_s="0.2")
+        try:
+            await asyncio.gather(a.start(), b.start())
+            key = await a.create_org()
+            _, token = await a.create_worker(key, "Ann", [])
+            async with Phone.connect(a.ws_url, token) as old:
+                await old.send({"type": "ping"})
+                await old.recv_type("pong")
+                async with Phone.connect(b.ws_url, token) as new:
+                    with pytest.raises(ConnectionClosed) as closed:
+                        await old.recv()
+                    assert closed.value.rcvd is not None
+                    assert closed.value.rcvd.code == 4001
+                    await new.send({"type": "ping"})
+                    assert (await new.recv_type("pong"))["type"] == "pong"
+        finally:
+            await asyncio.gather(a.stop(), b.stop())
