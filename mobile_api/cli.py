@@ -87,8 +87,10 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     if settings.database_url is None:
-        print("DATABASE_URL is not set: nothing to migrate (in-process mode)", file=sys.stderr)
-        return 2
+        # The Procfile's release phase runs this in every deployment; an
+        # in-process deployment has no schema, which is not an error.
+        print("DATABASE_URL is not set: nothing to migrate (in-process mode)")
+        return 0
     applied = asyncio.run(migrate(settings.database_url))
     print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none needed'}")
     return 0
