@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
-from geo import GeoError, validate_latlng
+from geo import GeoError, latlng_to_cell, validate_latlng
 
 from .config import DispatchConfig
 from .credentials import digest, new_secret
@@ -44,6 +44,9 @@ log = logging.getLogger("fieldcloud.dispatch")
 
 Clock = Callable[[], float]
 IdFactory = Callable[[str], str]
+
+REACH_RECHECK_S = 5.0
+"""A worker staying inside one H3 cell is matched against open jobs this often."""
 
 MAX_FIX_SKEW_S = 30.0
 """A fix stamped further than this in the future is refused (phone clock wrong)."""
@@ -77,6 +80,7 @@ class DispatchService:
         self.clock = clock
         self._ids = ids
         self.engine = OfferEngine(config, lambda: ids("off"))
+        self._reach_checked: dict[str, tuple[int, float]] = {}
 
     # -- organisations and workers ---------------------------------------------
 
@@ -197,8 +201,15 @@ class DispatchService:
         lng: float,
         accuracy_m: float | None = None,
         at: float | None = None,
-    ) -> None:
-        """Record a fix; an available worker is indexed and offered open jobs in reach."""
+        known: Worker | None = None,
+    ) -> Worker:
+        """Record a fix; an available worker is indexed and offered open jobs in reach.
+
+        ``known`` is the caller's recent snapshot of the worker (a socket keeps
+        one); passing it saves a store read per fix. Returns the worker as now
+        known, with the new fix. Open jobs are looked for when the worker enters
+        another H3 cell, and at least every ``REACH_RECHECK_S`` within one.
+        """
         _check_position(lat, lng)
         now = self.clock()
         if at is None or at > now:
@@ -207,13 +218,25 @@ class DispatchService:
             at = now
         if accuracy_m is not None and (not math.isfinite(accuracy_m) or accuracy_m < 0):
             raise InvalidInput("accuracy_m must be a non-negative number")
-        worker = await self._worker(worker_id)
+        worker = replace(known) if known is not None else await self._worker(worker_id)
         fix = Fix(lat, lng, accuracy_m, at)
         await self.stores.workers.set_fix(worker_id, fix)
+        worker.fix = fix
         if worker.availability is Availability.AVAILABLE:
             await self.stores.locations.upsert(worker.org_id, worker_id, lat, lng)
-            worker.fix = fix
-            await self._offer_open_jobs(worker, now)
+            fresh = now - at <= self.config.fix_max_age_s
+            if fresh and self._reach_due(worker_id, lat, lng, now):
+                await self._offer_open_jobs(worker, now)
+        return worker
+
+    def _reach_due(self, worker_id: str, lat: float, lng: float, now: float) -> bool:
+        """Whether to look for open jobs in reach of this fix (see ``report_location``)."""
+        cell = latlng_to_cell(lat, lng, self.config.resolution)
+        last = self._reach_checked.get(worker_id)
+        if last is not None and last[0] == cell and now - last[1] < REACH_RECHECK_S:
+            return False
+        self._reach_checked[worker_id] = (cell, now)
+        return True
 
     async def set_status(self, worker_id: str, status: Availability) -> None:
         """Go available, busy or off duty; leaving ``available`` withdraws offers."""
@@ -224,6 +247,7 @@ class DispatchService:
                 raise NotEligible(f"finish job {active.id} before going available")
         await self.stores.workers.set_availability(worker_id, status)
         worker.availability = status
+        self._reach_checked.pop(worker_id, None)
         if status is Availability.AVAILABLE:
             if worker.fix is not None:
                 fix = worker.fix

@@ -18,13 +18,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
+import time
 from typing import Any
 
 import msgspec
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from dispatch.errors import DispatchError
-from dispatch.models import JobState, Worker
+from dispatch.models import Availability, JobState, Worker
 from dispatch.notices import iso
 from dispatch.stores.ports import LoggedNotice, Presence
 
@@ -52,6 +53,11 @@ from .schemas import (
     phone_decoder,
     ts_seconds,
 )
+
+SNAPSHOT_MAX_AGE_S = 15.0
+"""The session keeps a snapshot of its worker so a location costs no store read.
+It follows the worker's own actions and notices (assigned, job_cancelled) and
+is re-read from the store at least this often, for changes made elsewhere."""
 
 OUTBOX_LIMIT = 1024
 """Notices queued for a slow phone before it is disconnected (it resumes later)."""
@@ -89,6 +95,8 @@ class PhoneSession:
         self.sent_seq = 0
         self.session = Session(worker.id, self.close)
         self.holder = f"{rt.instance_id}/{secrets.token_hex(4)}"
+        self.worker_read_at = time.monotonic()
+        """When ``worker`` was last read from the store (see ``SNAPSHOT_MAX_AGE_S``)."""
 
     async def run(self, last_seq: int) -> None:
         service = self.rt.service
@@ -177,6 +185,11 @@ class PhoneSession:
         if entry.seq <= self.sent_seq:
             return  # already sent by the replay
         self.sent_seq = entry.seq
+        kind = entry.notice.get("type")
+        if kind == "assigned":
+            self.worker.availability = Availability.BUSY
+        elif kind == "job_cancelled":
+            self.worker.availability = Availability.AVAILABLE
         await self._send({**entry.notice, "seq": entry.seq})
 
     async def _send(self, frame: dict[str, Any]) -> None:
@@ -218,9 +231,20 @@ class PhoneSession:
         service = self.rt.service
         wid = self.worker.id
         if isinstance(msg, LocationMsg):
-            await service.report_location(wid, msg.lat, msg.lng, msg.accuracy_m, ts_seconds(msg.ts))
+            fresh = time.monotonic() - self.worker_read_at < SNAPSHOT_MAX_AGE_S
+            self.worker = await service.report_location(
+                wid,
+                msg.lat,
+                msg.lng,
+                msg.accuracy_m,
+                ts_seconds(msg.ts),
+                known=self.worker if fresh else None,
+            )
+            if not fresh:
+                self.worker_read_at = time.monotonic()
         elif isinstance(msg, StatusMsg):
             await service.set_status(wid, msg.status)
+            self.worker.availability = msg.status
             await self._send({"type": "status", "status": msg.status.value})
         elif isinstance(msg, AcceptMsg):
             await service.accept(wid, msg.offer_id)
@@ -229,6 +253,8 @@ class PhoneSession:
             await self._send({"type": "declined", "offer_id": msg.offer_id})
         elif isinstance(msg, ProgressMsg):
             job = await service.progress(wid, msg.job_id, JobState(msg.state))
+            if job.state is JobState.COMPLETED:
+                self.worker.availability = Availability.AVAILABLE
             await self._send({"type": "progress", "job_id": job.id, "state": job.state.value})
         elif isinstance(msg, PingMsg):
             await self._send({"type": "pong", "server_time": iso(service.clock())})
