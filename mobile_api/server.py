@@ -8,6 +8,8 @@ CPU is better spent elsewhere).
 
 from __future__ import annotations
 
+import logging
+
 import uvicorn
 from starlette.applications import Starlette
 
@@ -37,6 +39,23 @@ def uvicorn_config(
     )
 
 
+class _RefusedHandshakeFilter(logging.Filter):
+    """Drop uvicorn's false alarm after a refused websocket handshake.
+
+    The sans-I/O websockets protocol of uvicorn logs "ASGI callable returned
+    without completing handshake" at ERROR after the app answered the upgrade
+    with an HTTP denial response (our 401/403), which is a normal outcome.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "returned without completing handshake" not in record.getMessage()
+
+
+_REFUSED_HANDSHAKE = _RefusedHandshakeFilter()
+
+
 def build_server(app: Starlette, settings: Settings, *, log_level: str = "info") -> uvicorn.Server:
     """A uvicorn server for ``app``, not yet started."""
-    return uvicorn.Server(uvicorn_config(app, settings, log_level=log_level))
+    server = uvicorn.Server(uvicorn_config(app, settings, log_level=log_level))
+    logging.getLogger("uvicorn.error").addFilter(_REFUSED_HANDSHAKE)  # once: a set-like add
+    return server
