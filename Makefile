@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test check lint typecheck serve bench clean
+.PHONY: run test check lint typecheck serve bench bench-quick clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,13 @@ serve: $(VENV)/.installed
 ## test: the whole suite
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest
+
+## bench: the benchmark (a few minutes); prints a table, writes bench-results/bench.json
+bench: $(VENV)/.installed-test
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	$(BIN)/python -m mobile_api.bench --json bench-results/bench.json
+bench-quick: $(VENV)/.installed-test
+	$(BIN)/python -m mobile_api.bench --quick --json bench-results/bench-quick.json
 
 ## check: lint and type-check
 check: lint typecheck
