@@ -206,9 +206,10 @@ class DispatchService:
         """Record a fix; an available worker is indexed and offered open jobs in reach.
 
         ``known`` is the caller's recent snapshot of the worker (a socket keeps
-        one); passing it saves a store read per fix. Returns the worker as now
-        known, with the new fix. Open jobs are looked for when the worker enters
-        another H3 cell, and at least every ``REACH_RECHECK_S`` within one.
+        one); passing it saves a store read per fix, and its ``fix`` is updated
+        in place. Returns the worker as now known, with the new fix. Open jobs
+        are looked for when the worker enters another H3 cell, and at least
+        every ``REACH_RECHECK_S`` within one.
         """
         _check_position(lat, lng)
         now = self.clock()
@@ -218,7 +219,7 @@ class DispatchService:
             at = now
         if accuracy_m is not None and (not math.isfinite(accuracy_m) or accuracy_m < 0):
             raise InvalidInput("accuracy_m must be a non-negative number")
-        worker = replace(known) if known is not None else await self._worker(worker_id)
+        worker = known if known is not None else await self._worker(worker_id)
         fix = Fix(lat, lng, accuracy_m, at)
         await self.stores.workers.set_fix(worker_id, fix)
         worker.fix = fix
@@ -411,6 +412,8 @@ class DispatchService:
 
 
 def _check_position(lat: float, lng: float) -> None:
+    if -90.0 <= lat <= 90.0 and -180.0 <= lng <= 180.0:
+        return  # the common case; NaN fails these comparisons and is checked below
     try:
         validate_latlng(lat, lng)
     except GeoError as exc:

@@ -2,7 +2,8 @@
 
 ``build_server`` is the single place uvicorn is configured: uvloop and
 httptools, the sans-I/O websockets protocol, the frame cap (1009 above it),
-keepalive pings, and no per-message compression (phones send small JSON; the
+keepalive pings every 30 s (NAT-friendly on mobile networks, 333 pings/s
+at 10k sockets), and no per-message compression (phones send small JSON; the
 CPU is better spent elsewhere).
 """
 
@@ -28,8 +29,8 @@ def uvicorn_config(
         http="httptools",
         ws="websockets-sansio",
         ws_max_size=settings.max_frame_bytes,
-        ws_ping_interval=20.0,
-        ws_ping_timeout=20.0,
+        ws_ping_interval=30.0,
+        ws_ping_timeout=30.0,
         ws_per_message_deflate=False,
         lifespan="on",
         log_level=log_level,
