@@ -243,6 +243,24 @@ class OfferEngine:
         )
         return out
 
+    def repeated_accept(self, book: JobBook, offer_id: str, worker_id: str) -> Assignment | None:
+        """The assignment an accept already won, if this is that accept again.
+
+        Phones on bad networks resend an accept whose answer they never saw;
+        answering it again, rather than with an error, makes accept idempotent.
+        None when the offer was not accepted by ``worker_id`` or the job has
+        moved on without them.
+        """
+        offer = self._own_offer(book, offer_id, worker_id)
+        job = book.job
+        if (
+            offer.state is OfferState.ACCEPTED
+            and job.worker_id == worker_id
+            and job.state in ACTIVE_JOB_STATES
+        ):
+            return Assignment(job.id, worker_id, offer_id, offer.closed_at or job.updated_at)
+        return None
+
     def check_accept(self, book: JobBook, offer_id: str, worker_id: str, now: float) -> Offer:
         """Raise what ``accept`` would raise, without changing anything."""
         offer = self._own_offer(book, offer_id, worker_id)

@@ -261,6 +261,7 @@ class DispatchService:
     async def accept(self, worker_id: str, offer_id: str) -> Assignment:
         """Take an offer. Of concurrent accepts for one job exactly one wins.
 
+        Idempotent: the winner repeating its accept is told ``assigned`` again.
         Raises ``NotFound`` (not this worker's offer), ``OfferClosed`` (taken,
         expired, cancelled, …) or ``NotEligible`` (the worker is not available).
         """
@@ -269,11 +270,16 @@ class DispatchService:
             raise NotFound("offer", offer_id)
         now = self.clock()
         async with self.stores.jobs.transaction(job_id) as book:
-            self.engine.check_accept(book, offer_id, worker_id, now)
-            if not await self.stores.workers.claim(worker_id):
-                raise NotEligible("only an available worker can accept an offer")
-            out = book.record(self.engine.accept(book, offer_id, worker_id, now))
+            again = self.engine.repeated_accept(book, offer_id, worker_id)
+            if again is None:
+                self.engine.check_accept(book, offer_id, worker_id, now)
+                if not await self.stores.workers.claim(worker_id):
+                    raise NotEligible("only an available worker can accept an offer")
+                out = book.record(self.engine.accept(book, offer_id, worker_id, now))
             job = book.job
+        if again is not None:
+            await self.stores.feed.publish(worker_id, assigned_notice(offer_id, again.job_id))
+            return again
         await self.stores.locations.remove(job.org_id, worker_id)
         await self._announce(job, out)
         await self._withdraw_offers(worker_id)

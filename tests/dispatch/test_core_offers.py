@@ -702,3 +702,24 @@ def test_ids_come_from_the_injected_factory() -> None:
     engine, book = dispatched(cand("w-1"), cand("w-2"))
     engine.offer_to(book, cand("w-3"), NOW + 1)
     assert list(book.offers) == ["offer-1", "offer-2", "offer-3"]
+
+
+# -- repeated accepts ---------------------------------------------------------
+
+
+def test_a_repeated_accept_by_the_winner_returns_the_same_assignment() -> None:
+    """The winner's accept sent again yields its assignment and changes nothing."""
+    engine, book = assigned("w-1")
+    before = copy.deepcopy(book)
+    again = engine.repeated_accept(book, offer_of(book, "w-1"), "w-1")
+    assert again is not None
+    assert (again.job_id, again.worker_id) == (book.job.id, "w-1")
+    assert book == before
+
+
+def test_a_loser_or_a_finished_job_is_no_repeated_accept() -> None:
+    """A taken offer, or the winner's offer once the job is cancelled, is not a repeat."""
+    engine, book = assigned("w-1")
+    assert engine.repeated_accept(book, offer_of(book, "w-2"), "w-2") is None
+    engine.cancel(book, NOW + 6)
+    assert engine.repeated_accept(book, offer_of(book, "w-1"), "w-1") is None
