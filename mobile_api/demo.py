@@ -41,9 +41,10 @@ import httpx
 import uvicorn
 
 from .app import create_app
+from .demo_city import random_work_order
 from .server import build_server
 from .settings import Settings
-from .simulator import Fleet, SimConfig, SimStats, random_work_order
+from .simulator import Fleet, SimConfig, SimStats
 
 ORG_NAME = "Ville de Lyon - field maintenance"
 
