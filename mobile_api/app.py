@@ -4,6 +4,10 @@
 lifespan starts. The lifespan opens the stores (in-process, or PostgreSQL +
 Redis in production), builds the ``DispatchService``, starts the deadline
 ticker, and on shutdown tears it all down in order (see ``lifespan``).
+
+The phone socket (``WS /v1/ws/worker``) is served ahead of Starlette's routing
+and middleware (``FieldcloudApp``): it carries every location fix, and each
+idle phone holds its handler's task for as long as it is connected.
 """
 
 from __future__ import annotations
@@ -20,18 +24,18 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from dispatch.errors import DispatchError
 from dispatch.service import Clock, DispatchService
 from dispatch.stores.memory import memory_stores
 from dispatch.stores.ports import Stores
 
-from . import http_api
+from . import http_api, worker_socket
 from .errors import ApiError, error_response, handle_api_error, handle_dispatch_error
 from .runtime import Runtime
 from .settings import Settings
-from .worker_socket import worker_socket
 
 log = logging.getLogger("fieldcloud")
 
@@ -44,8 +48,30 @@ ROUTES = [
     Route("/v1/jobs", http_api.create_job, methods=["POST"]),
     Route("/v1/jobs/{job_id}", http_api.get_job, methods=["GET"]),
     Route("/v1/jobs/{job_id}/cancel", http_api.cancel_job, methods=["POST"]),
-    WebSocketRoute("/v1/ws/worker", worker_socket),
+    # WS /v1/ws/worker: see FieldcloudApp below.
 ]
+
+
+class FieldcloudApp(Starlette):
+    """Starlette, with the phone socket served as a raw ASGI endpoint ahead of it.
+
+    A websocket scope for ``worker_socket.PATH`` goes straight to
+    ``worker_socket.worker_socket``; everything else (HTTP, the lifespan, other
+    websocket paths) goes through Starlette's middleware and routes.
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket" and _route_path(scope) == worker_socket.PATH:
+            await worker_socket.worker_socket(self.state.runtime, scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
+
+
+def _route_path(scope: Scope) -> str:
+    """The path below the ``root_path`` the app is mounted at (as Starlette routes it)."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    return path[len(root) :] if root and path.startswith(root) else path
 
 
 async def handle_http_exception(request: Request, exc: Exception) -> Response:
@@ -76,7 +102,7 @@ def create_app(
     *,
     clock: Clock = time.time,
     stores_factory: Callable[[Settings], Stores] | None = None,
-) -> Starlette:
+) -> FieldcloudApp:
     """Build the app. ``stores_factory`` overrides the backend (tests)."""
 
     @contextlib.asynccontextmanager
@@ -128,7 +154,7 @@ def create_app(
             if backend is not None:
                 await backend.close()
 
-    return Starlette(
+    return FieldcloudApp(
         routes=ROUTES,
         lifespan=lifespan,
         exception_handlers={
