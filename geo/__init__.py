@@ -7,6 +7,7 @@ The only package that imports h3. No asyncio, no I/O. Modules, one concept each:
 * :mod:`geo.distance` -- haversine (ranking) and WGS84 geodesic (reporting).
 * :mod:`geo.cells` -- the typed facade over h3's integer API.
 * :mod:`geo.rings` -- exact grid rings, walked outwards one at a time.
+* :mod:`geo.members` -- one cell's members: keys and positions in parallel arrays.
 * :mod:`geo.search` -- the exact nearest/radius query over bucketed members.
 * :mod:`geo.index` -- :class:`CellIndex`, members by key and by cell.
 

@@ -17,15 +17,20 @@ Rules for callers:
 * :func:`grid_ring` is exact everywhere, pentagons and globe-spanning rings
   included, and costs ``O(k**2)``. To walk rings outwards one after another
   use :class:`geo.rings.RingWalk`, which costs ``O(ring size)`` per ring.
+* Hot paths: :func:`latlng_to_cell` takes a fast path for in-range ``float``
+  coordinates (the checks it skips cannot fail for them); :func:`grid_neighbors`
+  is memoised, so only a cache miss pays for validation and for h3.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import NewType, cast
 
 import h3
 import h3.api.basic_int as _h3
+import h3.api.memview_int as _h3_memview
 
 from geo.coords import validate_latlng
 from geo.distance import haversine_m
@@ -45,8 +50,10 @@ __all__ = [
     "cell_boundary",
     "cell_resolution",
     "cell_to_latlng",
+    "center_and_circumradius_m",
     "circumradius_m",
     "grid_disk",
+    "grid_neighbors",
     "grid_ring",
     "is_pentagon",
     "is_valid_cell",
@@ -65,6 +72,11 @@ MAX_RESOLUTION = 15
 
 _U64_LIMIT = 1 << 64
 _CIRCUMRADIUS_CACHE_SIZE = 1 << 16
+# Memoised neighbour lists: a resolution-9 city of 40 km x 40 km has ~15,000 cells.
+_NEIGHBORS_CACHE_SIZE = 1 << 16
+
+# h3's own function under the type this module gives it (no per-call conversion).
+_h3_latlng_to_cell = cast("Callable[[float, float, int], Cell]", _h3.latlng_to_cell)
 
 
 def _translate(exc: Exception) -> GeoError:
@@ -125,11 +137,24 @@ def parse_cell(value: object) -> Cell:
 
 
 def latlng_to_cell(lat: float, lng: float, res: int) -> Cell:
-    """The cell of resolution ``res`` that contains the point ``(lat, lng)``."""
-    validate_latlng(lat, lng)
-    validate_resolution(res)
+    """The cell of resolution ``res`` that contains the point ``(lat, lng)``.
+
+    ``float`` coordinates within range and an ``int`` resolution within range
+    go straight to h3 (NaN and infinities fail the range test); anything else
+    takes the full validation, with the same errors.
+    """
+    if not (
+        type(lat) is float
+        and type(lng) is float
+        and type(res) is int
+        and -90.0 <= lat <= 90.0
+        and -180.0 <= lng <= 180.0
+        and MIN_RESOLUTION <= res <= MAX_RESOLUTION
+    ):
+        validate_latlng(lat, lng)
+        validate_resolution(res)
     try:
-        return Cell(int(_h3.latlng_to_cell(lat, lng, res)))
+        return _h3_latlng_to_cell(lat, lng, res)
     except _H3_ERRORS as exc:
         raise _translate(exc) from exc
 
@@ -184,6 +209,23 @@ def grid_disk(cell: Cell, k: int) -> list[Cell]:
         raise _translate(exc) from exc
 
 
+@functools.lru_cache(maxsize=_NEIGHBORS_CACHE_SIZE)
+def grid_neighbors(cell: Cell) -> tuple[Cell, ...]:
+    """The cells at grid distance exactly 1 from ``cell`` (6, or 5 for a pentagon); no order.
+
+    ``grid_disk(cell, 1)`` without ``cell``, memoised in a bounded LRU cache:
+    a cached answer costs a dictionary lookup, a miss validates ``cell`` (an
+    invalid cell is never cached) and asks h3 (its memoryview API, which
+    skips building a list from h3's buffer).
+    """
+    _check_cell(cell)
+    try:
+        disk = cast("list[Cell]", memoryview(_h3_memview.grid_disk(cell, 1)).tolist())
+    except _H3_ERRORS as exc:
+        raise _translate(exc) from exc
+    return tuple(c for c in disk if c != cell)
+
+
 def grid_ring(cell: Cell, k: int) -> list[Cell]:
     """All cells at grid distance exactly ``k`` from ``cell`` (``[cell]`` for ``k == 0``).
 
@@ -220,10 +262,25 @@ def cell_boundary(cell: Cell) -> tuple[tuple[float, float], ...]:
     return tuple((float(lat), float(lng)) for lat, lng in vertices)
 
 
+def center_and_circumradius_m(cell: Cell) -> tuple[float, float, float]:
+    """``(lat, lng)`` of the cell's center and its :func:`circumradius_m`, computed afresh.
+
+    For callers that keep their own cache of both figures (:mod:`geo.search`).
+    """
+    _check_cell(cell)
+    try:
+        lat, lng = _h3.cell_to_latlng(cell)
+        vertices = _h3.cell_to_boundary(cell)
+    except _H3_ERRORS as exc:
+        raise _translate(exc) from exc
+    lat, lng = float(lat), float(lng)
+    reach = max([haversine_m(lat, lng, v_lat, v_lng) for v_lat, v_lng in vertices])
+    return lat, lng, reach
+
+
 @functools.lru_cache(maxsize=_CIRCUMRADIUS_CACHE_SIZE)
 def _circumradius_m(cell: Cell) -> float:
-    lat, lng = cell_to_latlng(cell)
-    return max(haversine_m(lat, lng, v_lat, v_lng) for v_lat, v_lng in cell_boundary(cell))
+    return center_and_circumradius_m(cell)[2]
 
 
 def circumradius_m(cell: Cell) -> float:

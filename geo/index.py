@@ -1,10 +1,12 @@
 """An in-memory index of moving members (workers, jobs) bucketed by H3 cell.
 
-:class:`CellIndex` maps each member key to its last position and cell, and each
-populated cell to the set of its members. Moves and removals are ``O(1)``;
-:meth:`CellIndex.nearest` and :meth:`CellIndex.within` are exact queries by
-haversine distance (ring expansion with a circumradius lower bound and a
-sparse fallback; correctness argument and cost in :mod:`geo.search`).
+:class:`CellIndex` maps each member key to its cell, and each populated cell
+to its members with their last positions (:class:`geo.members.CellMembers`,
+parallel arrays that the search reads directly). Moves and removals are
+``O(1)``; :meth:`CellIndex.nearest` and :meth:`CellIndex.within` are exact
+queries by haversine distance (best-first cell expansion with a circumradius
+lower bound and a sparse fallback; correctness argument and cost in
+:mod:`geo.search`).
 
 Rules for callers:
 
@@ -20,11 +22,12 @@ Rules for callers:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from typing import Generic
 
 from geo.cells import Cell, latlng_to_cell, validate_resolution
-from geo.search import K, Neighbor, search
+from geo.members import CellMembers, K
+from geo.search import Neighbor, search
 
 __all__ = ["DEFAULT_RESOLUTION", "CellIndex"]
 
@@ -39,9 +42,9 @@ class CellIndex(Generic[K]):
     def __init__(self, resolution: int = DEFAULT_RESOLUTION) -> None:
         validate_resolution(resolution)
         self._resolution = resolution
-        self._positions: dict[K, tuple[float, float]] = {}
         self._cell_of: dict[K, Cell] = {}
-        self._members: dict[Cell, set[K]] = {}
+        self._members: dict[Cell, CellMembers[K]] = {}
+        self._positions: _Positions[K] = _Positions(self)
 
     @property
     def resolution(self) -> int:
@@ -49,10 +52,10 @@ class CellIndex(Generic[K]):
         return self._resolution
 
     def __len__(self) -> int:
-        return len(self._positions)
+        return len(self._cell_of)
 
     def __contains__(self, key: object) -> bool:
-        return key in self._positions
+        return key in self._cell_of
 
     def cells(self) -> int:
         """How many cells hold at least one member (empty cells are dropped)."""
@@ -62,16 +65,22 @@ class CellIndex(Generic[K]):
         """Insert ``key`` at ``(lat, lng)`` or move it there; return its cell. ``O(1)``.
 
         Raises :class:`~geo.errors.InvalidCoordinates` (and changes nothing) for a
-        bad position.
+        bad position. The cell comes from :func:`geo.cells.latlng_to_cell`, whose
+        fast path makes in-range ``float`` coordinates cost one h3 call.
         """
         cell = latlng_to_cell(lat, lng, self._resolution)
+        members = self._members
         old = self._cell_of.get(key)
         if old != cell:
             if old is not None:
                 self._discard(old, key)
-            self._members.setdefault(cell, set()).add(key)
             self._cell_of[key] = cell
-        self._positions[key] = (float(lat), float(lng))
+            bucket = members.get(cell)
+            if bucket is None:
+                bucket = members[cell] = CellMembers()
+            bucket.put(key, lat, lng)
+        else:
+            members[cell].put(key, lat, lng)
         return cell
 
     def remove(self, key: K) -> bool:
@@ -79,7 +88,6 @@ class CellIndex(Generic[K]):
         cell = self._cell_of.pop(key, None)
         if cell is None:
             return False
-        del self._positions[key]
         self._discard(cell, key)
         return True
 
@@ -91,7 +99,10 @@ class CellIndex(Generic[K]):
 
     def position(self, key: K) -> tuple[float, float] | None:
         """The last ``(lat, lng)`` of ``key``, or ``None`` if absent."""
-        return self._positions.get(key)
+        cell = self._cell_of.get(key)
+        if cell is None:
+            return None
+        return self._members[cell].position(key)
 
     def cell_of(self, key: K) -> Cell | None:
         """The cell of ``key``, or ``None`` if absent."""
@@ -146,3 +157,28 @@ class CellIndex(Generic[K]):
             radius_m,
             predicate,
         )
+
+
+class _Positions(Mapping[K, tuple[float, float]]):
+    """A read-only view of an index's positions by key (what :func:`geo.search.search` takes).
+
+    The search reads positions from the :class:`CellMembers` arrays directly,
+    so this view only completes the interface.
+    """
+
+    __slots__ = ("_index",)
+
+    def __init__(self, index: CellIndex[K]) -> None:
+        self._index = index
+
+    def __getitem__(self, key: K) -> tuple[float, float]:
+        position = self._index.position(key)
+        if position is None:
+            raise KeyError(key)
+        return position
+
+    def __iter__(self) -> Iterator[K]:
+        return iter(self._index._cell_of)
+
+    def __len__(self) -> int:
+        return len(self._index)

@@ -9,10 +9,13 @@ have five neighbours) and across icosahedron faces, and they stay exact when
 they reach around the globe -- where h3 4.5's own ``grid_ring`` goes wrong
 (see :func:`geo.cells.grid_ring`).
 
-Cost: one ``grid_disk(cell, 1)`` call per cell of the previous ring, so
-``O(size of ring r)`` for ring ``r``, and the walk keeps a set of every cell it
-has produced. Once every cell of the resolution has been produced,
-:meth:`RingWalk.next_ring` returns ``[]``.
+Cost: one memoised :func:`geo.cells.grid_neighbors` lookup per cell of the
+previous ring, so ``O(size of ring r)`` for ring ``r``, and the walk keeps a set
+of every cell it has produced. Once every cell of the resolution has been
+produced, :meth:`RingWalk.next_ring` returns ``[]``.
+
+:mod:`geo.search` no longer walks rings (it expands cells best-first); the
+Redis location index uses this walk to decide which cells to fetch.
 
 Rules for callers:
 
@@ -22,7 +25,7 @@ Rules for callers:
 
 from __future__ import annotations
 
-from geo.cells import Cell, grid_disk, parse_cell
+from geo.cells import Cell, grid_neighbors, parse_cell
 
 __all__ = ["RingWalk"]
 
@@ -60,7 +63,7 @@ class RingWalk:
             seen = self._seen
             ring = []
             for cell in self._ring:
-                for neighbour in grid_disk(cell, 1):
+                for neighbour in grid_neighbors(cell):
                     if neighbour not in seen:
                         seen.add(neighbour)
                         ring.append(neighbour)

@@ -2,110 +2,127 @@
 
 This module holds the query algorithm behind :meth:`geo.index.CellIndex.nearest`
 and :meth:`geo.index.CellIndex.within`; it reads the index's dictionaries and
-never changes them. Distances are :func:`geo.distance.haversine_m`; results are
-sorted by ``(distance_m, key)``.
+never changes them. Distances are :func:`geo.distance.haversine_m` (computed
+inline, operation for operation, so the figures are bit-identical); results
+are sorted by ``(distance_m, key)``.
 
 Algorithm
 ---------
-Let ``q`` be the query point and ``c0`` its cell at the index's resolution.
+Let ``q`` be the query point, ``c0`` its cell at the index's resolution, and
+for any cell ``c`` let ``lb(c) = haversine(q, center(c)) - reach(c)``, where
+``reach(c)`` is the cell's circumradius (:func:`geo.cells.circumradius_m`)
+plus a tiny slack for floating-point error. ``bound`` is the radius or -- once
+``k`` results are held -- the k-th best distance; it only ever shrinks.
 
-1. Walk exact grid rings around ``c0`` (:class:`geo.rings.RingWalk`): ring 0 is
-   ``c0``, ring ``r`` the cells at grid distance ``r``. Offer every member of
-   every cell of the ring to the result set (below).
-2. After ring ``r``, compute ``lb = min over cells c of ring r of
-   (haversine(q, center(c)) - reach(c))`` where ``reach(c)`` is the cell's
-   circumradius (:func:`geo.cells.circumradius_m`) plus a tiny slack for
-   floating-point error. Stop when ``lb > bound``, where ``bound`` is the
-   radius, or -- once ``k`` results are held -- the k-th best distance. (The
-   test is lazy: the first ring cell whose own term is ``<= bound`` settles
-   it, so a circumradius is only looked up for cells whose center lies beyond
-   ``bound``.)
-3. Stop when the walk has covered every cell of the sphere.
-4. Sparse switch: when fewer cells are populated than the next ring could hold
-   (``6 * (r + 1)``), or the walk has already visited more cells than are
-   populated, stop walking and scan the populated cells not yet visited
-   instead, in increasing order of their own bound ``haversine(q, center(c)) -
-   reach(c)``, stopping at the first one above ``bound``.
+1. Best-first walk: a heap of cells keyed by ``lb``, holding ``c0`` first.
+   Pop the cell with the smallest ``lb``; stop if ``lb > bound``. Otherwise
+   offer its members to the result set, then look at its grid neighbours
+   (:func:`geo.cells.grid_neighbors`, memoised): each one not seen before is
+   marked seen and pushed if its ``lb <= bound`` (one above it can never be
+   popped, since ``bound`` only shrinks).
+2. Stop when the heap is empty (every cell of the sphere was seen).
+3. Sparse switch: once more cells have been seen than are populated, stop
+   walking and scan the populated cells not yet popped instead, in increasing
+   order of ``lb``, stopping at the first one above ``bound``.
+
+Members of a popped cell are screened before their haversine: the latitude
+difference alone bounds the distance from below (``d >= R * |dphi|``), and
+the haversine's ``a`` term is compared with the bound's before ``asin``. Both
+screens carry a margin (1 ppb relative) and are used only while ``bound <=
+1,000 km``, where ``asin`` is well-conditioned, so they only skip members
+whose computed distance exceeds ``bound``.
 
 Correctness
 -----------
-Let ``D`` be the union of the cells of rings ``0..r`` (the disk). ``q`` lies in
-``c0`` (that is how ``c0`` was chosen), so inside ``D``. Take any member ``p``
-in a cell outside ``D``. The shortest path from ``q`` to ``p`` leaves ``D`` at
-some point ``x`` of its boundary, and ``x`` lies on a cell ``c`` of ``D`` that
-touches a cell outside ``D``. H3 cells that touch share an edge (three cells
-meet at every vertex), so they are grid neighbours: ``c`` is at grid distance
-exactly ``r``, i.e. in ring ``r``. ``c``'s edges are great-circle arcs, so every
-point of ``c`` is within ``reach(c)`` of its center, and by the triangle
-inequality::
+Let ``P`` be the union of the popped cells; ``q`` lies in ``c0``, so in ``P``.
+Every point ``x`` of a cell ``c`` is within ``reach(c)`` of ``center(c)`` (the
+cell's edges are great-circle arcs), so ``d(q, x) >= lb(c)`` by the triangle
+inequality. Take a member ``p`` whose cell ``c_p`` was never popped when the
+walk stops with ``bound``:
 
-    d(q, p) >= d(q, x) >= d(q, center(c)) - reach(c) >= lb
+* If ``c_p`` was seen, it is in the heap or was never pushed; either way
+  ``lb(c_p) > bound`` (the heap's minimum exceeds ``bound``), so ``d(q, p) >
+  bound``.
+* If ``c_p`` was not seen, follow the shortest path from ``q`` to ``p``: it
+  leaves ``P`` at some point ``x`` shared by a popped cell ``c`` and a cell
+  ``c'`` that was not popped. H3 cells that touch share an edge (three cells
+  meet at every vertex), so ``c'`` is a grid neighbour of ``c``, was seen when
+  ``c`` was popped, and as above ``d(q, p) >= d(q, x) >= lb(c') > bound``.
 
-So when ``lb > bound`` no unvisited member can be within the radius or beat
-the k-th result; on equality the walk goes on, so a member at exactly the k-th
-distance with a smaller key is not lost. The scan of step 4 uses the same
-bound per cell (``p`` lies in its own cell ``c``, so ``d(q, p) >= d(q,
-center(c)) - reach(c)``). The rings are exact (breadth-first, not h3's
-``grid_ring``), so the argument holds at every resolution 0..15, around
-pentagons, across the antimeridian and at the poles.
+So no unvisited member is within the radius or beats the k-th result; on
+equality the walk goes on, so a member at exactly the k-th distance with a
+smaller key is not lost. The scan of step 3 covers every populated cell not
+popped, with the same per-cell bound. Neighbours come from ``grid_disk(c, 1)``,
+which is exact at every resolution 0..15, around pentagons, across the
+antimeridian and at the poles; no grid ring is ever computed.
 
-The predicate is applied lazily: only to a member within the radius that
+The predicate is applied lazily: only to a member within the bound that
 would enter the current top ``k``; each member is tested at most once per query.
 
 Complexity
 ----------
-With ``P`` populated cells, the walk visits ``O(min(rho**2, P))`` cells, where
-``rho`` is the number of rings needed for the bound to pass the radius or the
-k-th distance (roughly that distance over 1.7 edge lengths, the spacing of
-cell centers), because the sparse switch fires once the walk has visited more
-cells than are populated. Each visited cell costs one neighbour lookup; the
-stop test costs one center lookup per ring cell at most, and a (cached)
-circumradius only for cells beyond the bound; the scan costs ``O(P log P)``. Each member
-of a visited cell costs one haversine and, if it enters the top ``k``, an
-``O(k)`` insertion (``within`` sorts its results once at the end).
+The walk pops the cells with ``lb <= bound`` -- those whose center lies within
+about one circumradius of the final bound -- and computes ``lb`` for their
+neighbours: one memoised neighbour lookup per popped cell, one memoised center
+and circumradius per seen cell, ``O(log n)`` heap work. At high density that is
+the query cell and the few neighbours that reach within the k-th distance;
+at low density it is bounded by the population (step 3; the scan costs
+``O(P log P)`` for ``P`` populated cells). Each member of a popped cell costs a
+subtraction and a comparison, and a haversine if it is close enough in
+latitude. A cell's members within the bound are sorted and merged into the
+top ``k`` (with a predicate: offered in order until one cannot enter), so
+few of them pay for an insertion.
+
+Members of a :class:`geo.members.CellMembers` are read from its arrays;
+any other collection is read key by key from ``positions``.
 
 Rules for callers:
 
+* ``members_by_cell`` is read with ``len``, ``get`` (cells the walk pops),
+  ``[]`` and iteration (the scan of step 3), and must hold only non-empty
+  collections.
 * The predicate must not modify the index (it runs during iteration) and may
   be called for any subset of the candidates, in any order.
 * Keys must be hashable and mutually orderable (ties in distance are broken
-  by key).
+  by key), and a key must not be in two cells.
 """
 
 from __future__ import annotations
 
 import bisect
+import functools
+import heapq
 import math
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Generic
 
-from geo.cells import Cell, cell_to_latlng, circumradius_m, latlng_to_cell
+from geo.cells import Cell, center_and_circumradius_m, grid_neighbors, latlng_to_cell
 from geo.coords import validate_latlng
-from geo.distance import haversine_m
+from geo.distance import EARTH_RADIUS_M
 from geo.errors import InvalidArgument
-from geo.rings import RingWalk
+from geo.members import CellMembers, K, OrderedKey
 
 __all__ = ["K", "Neighbor", "OrderedKey", "search"]
 
+# haversine_m's constants, so that the inline kernel below reproduces it exactly.
+_RADIANS = math.pi / 180.0
+_DIAMETER_M = 2.0 * EARTH_RADIUS_M
 # Slack added to each circumradius before it is used as a bound: it absorbs
 # floating-point error in haversine and in h3's vertices and only makes the
 # bound more conservative (at most ~1 m for a resolution-0 cell).
 _REACH_RELATIVE_SLACK = 1e-6
 _REACH_ABSOLUTE_SLACK_M = 1e-3
-# A hexagonal ring r holds at most 6 * r cells.
-_CELLS_PER_RING_STEP = 6
-
-
-class OrderedKey(Protocol):
-    """A member key: hashable and orderable (``str`` and ``int`` qualify)."""
-
-    def __hash__(self) -> int: ...
-
-    def __lt__(self, other: Any, /) -> bool: ...
-
-
-K = TypeVar("K", bound=OrderedKey)
+# Within this of the antipode, haversine's asin is ill-conditioned (errors up
+# to ~0.2 m); cell bounds that reach there get a further metre of slack.
+_NEAR_ANTIPODE_M = math.pi * EARTH_RADIUS_M - 10_000.0
+_ANTIPODE_SLACK_M = 1.0
+# The member screens: only below this bound, and with this relative margin.
+_SCREEN_LIMIT_M = 1_000_000.0
+_SCREEN_RELATIVE_SLACK = 1e-9
+_SCREEN_ABSOLUTE_SLACK_RAD = 1e-12
+# Memoised cell geometry: a resolution-9 city of 40 km x 40 km has ~15,000 cells.
+_DISC_CACHE_SIZE = 1 << 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,59 +135,159 @@ class Neighbor(Generic[K]):
     lng: float
 
 
-class _Results(Generic[K]):
-    """The best candidates so far, kept sorted by ``(distance, key)``."""
+@functools.lru_cache(maxsize=_DISC_CACHE_SIZE)
+def _disc(cell: Cell) -> tuple[float, float, float, float]:
+    """``(phi, cos(phi), lng)`` of the cell's center (radians, cosine, degrees) and its reach.
 
-    __slots__ = ("_limit", "_order", "_predicate", "_rows", "bound")
+    Memoised; a miss validates ``cell`` through :mod:`geo.cells`.
+    """
+    lat, lng, circumradius = center_and_circumradius_m(cell)
+    reach = circumradius * (1.0 + _REACH_RELATIVE_SLACK) + _REACH_ABSOLUTE_SLACK_M
+    phi = lat * _RADIANS
+    return phi, math.cos(phi), lng, reach
+
+
+def _screens(bound: float) -> tuple[float, float]:
+    """``(dphi_cut, a_cut)``: a member with ``|dphi| > dphi_cut`` or ``a > a_cut`` is too far.
+
+    ``dphi`` is the latitude difference in radians and ``a`` haversine's
+    ``sin²(dphi/2) + cos·cos·sin²(dlng/2)``, both as the kernel computes them.
+    The computed distance is at least ``R·|dphi|`` and grows with ``a``; the
+    margins exceed the rounding error by orders of magnitude below
+    :data:`_SCREEN_LIMIT_M`. Above it the screens are off.
+    """
+    if not bound <= _SCREEN_LIMIT_M:
+        return math.inf, math.inf
+    half_angle = math.sin(bound / _DIAMETER_M)
+    return (
+        bound / EARTH_RADIUS_M * (1.0 + _SCREEN_RELATIVE_SLACK) + _SCREEN_ABSOLUTE_SLACK_RAD,
+        half_angle * half_angle * (1.0 + _SCREEN_RELATIVE_SLACK),
+    )
+
+
+class _Ranking(Generic[K]):
+    """The query point and the best candidates so far, sorted by ``(distance, key)``."""
+
+    __slots__ = (
+        "_a_cut",
+        "_dphi_cut",
+        "_limit",
+        "_predicate",
+        "_ranked",
+        "_screened",
+        "bound",
+        "cos_phi",
+        "lng",
+        "phi",
+    )
 
     def __init__(
-        self, limit: int | None, radius_m: float, predicate: Callable[[K], bool] | None
-    ) -> None:
-        self._limit = limit
-        self._predicate = predicate
-        self._order: list[tuple[float, K]] = []
-        self._rows: list[Neighbor[K]] = []
-        # No candidate farther than this can enter the results.
-        self.bound = radius_m
-
-    def offer_all(
         self,
-        keys: Collection[K],
-        positions: Mapping[K, tuple[float, float]],
         lat: float,
         lng: float,
+        limit: int | None,
+        radius_m: float,
+        predicate: Callable[[K], bool] | None,
     ) -> None:
-        for key in keys:
-            m_lat, m_lng = positions[key]
-            distance = haversine_m(lat, lng, m_lat, m_lng)
-            if distance <= self.bound:
-                self._offer(key, distance, m_lat, m_lng)
+        self.phi = lat * _RADIANS
+        self.cos_phi = math.cos(self.phi)
+        self.lng = lng
+        self._limit = limit
+        self._predicate = predicate
+        self._ranked: list[tuple[float, K, float, float]] = []
+        # No candidate farther than this can enter the results.
+        self.bound = radius_m
+        # The screens, computed for the bound ``_screened`` (>= the bound: still safe).
+        self._screened = radius_m
+        self._dphi_cut, self._a_cut = _screens(radius_m)
 
-    def _offer(self, key: K, distance: float, lat: float, lng: float) -> None:
+    def lower_bound(self, cell: Cell) -> float:
+        """``lb(cell)``: no point of ``cell`` is closer to the query point than this.
+
+        :func:`_walk` repeats these lines inline; keep the two copies identical.
+        """
+        c_phi, c_cos, c_lng, reach = _disc(cell)
+        s = math.sin((c_phi - self.phi) * 0.5)
+        t = math.sin((c_lng - self.lng) * _RADIANS * 0.5)
+        a = s * s + self.cos_phi * c_cos * t * t
+        to_center = _DIAMETER_M * math.asin(math.sqrt(a if a < 1.0 else 1.0))
+        if to_center + reach > _NEAR_ANTIPODE_M:
+            return to_center - reach - _ANTIPODE_SLACK_M
+        return to_center - reach
+
+    def scan(self, rows: Iterable[tuple[K, float, float]]) -> None:
+        """Offer every ``(key, lat, lng)``; the distance is haversine_m's, inlined.
+
+        The members within the bound are collected first and offered nearest
+        first, so that few of them go through the top-``k`` insertion.
+        """
+        sin, cos, asin, sqrt = math.sin, math.cos, math.asin, math.sqrt
+        radians, diameter = _RADIANS, _DIAMETER_M
+        phi, cos_phi, lng = self.phi, self.cos_phi, self.lng
+        bound = self.bound
+        if bound != self._screened:
+            self._screened = bound
+            self._dphi_cut, self._a_cut = _screens(bound)
+        dphi_cut, a_cut = self._dphi_cut, self._a_cut
+        found: list[tuple[float, K, float, float]] = []
+        for key, m_lat, m_lng in rows:
+            phi2 = m_lat * radians
+            dphi = phi2 - phi
+            if dphi > dphi_cut or -dphi > dphi_cut:
+                continue
+            s = sin(dphi * 0.5)
+            t = sin((m_lng - lng) * radians * 0.5)
+            a = s * s + cos_phi * cos(phi2) * t * t
+            if a > a_cut:
+                continue
+            distance = diameter * asin(sqrt(a if a < 1.0 else 1.0))
+            if distance <= bound:
+                found.append((distance, key, m_lat, m_lng))
+        if found:
+            self._admit(found)
+
+    def _admit(self, found: list[tuple[float, K, float, float]]) -> None:
+        """Offer rows ``(distance, key, lat, lng)`` within the bound, then update the bound.
+
+        Rows order by ``(distance, key)``: keys are unique, so lat/lng never decide.
+        The predicate sees only rows that would enter the current top ``k``.
+        """
+        ranked = self._ranked
+        predicate = self._predicate
         limit = self._limit
         if limit is None:
-            if self._predicate is None or self._predicate(key):
-                self._rows.append(Neighbor(key, distance, lat, lng))
+            ranked.extend(row for row in found if predicate is None or predicate(row[1]))
             return
-        order = self._order
-        rank = (distance, key)
-        if len(order) == limit and not rank < order[-1]:
-            return
-        if self._predicate is not None and not self._predicate(key):
-            return
-        at = bisect.bisect_right(order, rank)
-        order.insert(at, rank)
-        self._rows.insert(at, Neighbor(key, distance, lat, lng))
-        if len(order) > limit:
-            order.pop()
-            self._rows.pop()
-        if len(order) == limit:
-            self.bound = order[-1][0]
+        found.sort()
+        if predicate is None:
+            ranked.extend(found[:limit])
+            ranked.sort()
+            del ranked[limit:]
+        else:
+            for row in found:
+                if len(ranked) >= limit and not row < ranked[-1]:
+                    break
+                if predicate(row[1]):
+                    bisect.insort(ranked, row)
+                    if len(ranked) > limit:
+                        ranked.pop()
+        if len(ranked) >= limit:
+            self.bound = ranked[-1][0]
 
     def result(self) -> list[Neighbor[K]]:
+        ranked = self._ranked
         if self._limit is None:
-            self._rows.sort(key=lambda row: (row.distance_m, row.key))
-        return self._rows
+            ranked.sort()
+        return [Neighbor(key, distance, lat, lng) for distance, key, lat, lng in ranked]
+
+
+def _rows(
+    members: Collection[K], positions: Mapping[K, tuple[float, float]]
+) -> Iterable[tuple[K, float, float]]:
+    """A cell's members as ``(key, lat, lng)``; read from the arrays of a :class:`CellMembers`."""
+    if type(members) is CellMembers:
+        return zip(members.keys, members.lats, members.lngs, strict=True)
+    return [(key, *positions[key]) for key in members]
 
 
 def _validate_limit(limit: int | None) -> None:
@@ -188,31 +305,6 @@ def _validate_radius(radius_m: float) -> None:
         or radius_m < 0
     ):
         raise InvalidArgument(f"radius must be a number >= 0 (inf allowed), got {radius_m!r}")
-
-
-def _reach_m(cell: Cell) -> float:
-    """The circumradius of ``cell`` plus the floating-point slack."""
-    return circumradius_m(cell) * (1.0 + _REACH_RELATIVE_SLACK) + _REACH_ABSOLUTE_SLACK_M
-
-
-def _cell_bound(lat: float, lng: float, cell: Cell) -> float:
-    """A lower bound on the distance from ``(lat, lng)`` to any point of ``cell``."""
-    c_lat, c_lng = cell_to_latlng(cell)
-    return haversine_m(lat, lng, c_lat, c_lng) - _reach_m(cell)
-
-
-def _ring_is_beyond(lat: float, lng: float, ring: list[Cell], bound: float) -> bool:
-    """Whether ``min over ring of _cell_bound(...) > bound``, computed lazily.
-
-    A cell whose center is within ``bound`` settles the answer (``False``) without
-    its circumradius, so rings well inside the bound cost one center lookup.
-    """
-    for cell in ring:
-        c_lat, c_lng = cell_to_latlng(cell)
-        to_center = haversine_m(lat, lng, c_lat, c_lng)
-        if to_center <= bound or to_center - _reach_m(cell) <= bound:
-            return False
-    return True
 
 
 def search(
@@ -238,41 +330,73 @@ def search(
     origin = latlng_to_cell(lat, lng, resolution)
     if limit == 0 or not members_by_cell:
         return []
-    results: _Results[K] = _Results(limit, radius_m, predicate)
+    ranking: _Ranking[K] = _Ranking(lat, lng, limit, radius_m, predicate)
+    popped = _walk(members_by_cell, positions, origin, ranking)
+    if popped is not None:
+        _scan_unvisited(members_by_cell, positions, popped, ranking)
+    return ranking.result()
+
+
+def _walk(
+    members_by_cell: Mapping[Cell, Collection[K]],
+    positions: Mapping[K, tuple[float, float]],
+    origin: Cell,
+    ranking: _Ranking[K],
+) -> set[Cell] | None:
+    """Steps 1-2: pop cells best-first. Returns the popped cells if the sparse switch fired."""
     populated = len(members_by_cell)
-    walk = RingWalk(origin)
-    while ring := walk.next_ring():
-        for cell in ring:
-            members = members_by_cell.get(cell)
-            if members:
-                results.offer_all(members, positions, lat, lng)
-        if _ring_is_beyond(lat, lng, ring, results.bound):
-            break
-        next_ring_cap = _CELLS_PER_RING_STEP * (walk.radius + 1)
-        if populated < next_ring_cap or walk.seen_count > populated:
-            _scan_unvisited(members_by_cell, positions, walk, results, lat, lng)
-            break
-    return results.result()
+    get = members_by_cell.get
+    sin, asin, sqrt = math.sin, math.asin, math.sqrt
+    heappush, heappop, disc = heapq.heappush, heapq.heappop, _disc
+    phi, cos_phi, lng = ranking.phi, ranking.cos_phi, ranking.lng
+    heap: list[tuple[float, Cell]] = [(-math.inf, origin)]
+    seen = {origin}
+    popped: set[Cell] = set()
+    while heap:
+        lower, cell = heappop(heap)
+        if lower > ranking.bound:
+            return None
+        members = get(cell)
+        if members is not None:
+            ranking.scan(_rows(members, positions))
+        popped.add(cell)
+        bound = ranking.bound
+        for neighbor in grid_neighbors(cell):
+            if neighbor in seen:
+                continue
+            seen.add(neighbor)
+            # _Ranking.lower_bound(neighbor), inlined (the walk's hottest lines).
+            c_phi, c_cos, c_lng, reach = disc(neighbor)
+            s = sin((c_phi - phi) * 0.5)
+            t = sin((c_lng - lng) * _RADIANS * 0.5)
+            a = s * s + cos_phi * c_cos * t * t
+            to_center = _DIAMETER_M * asin(sqrt(a if a < 1.0 else 1.0))
+            lower = to_center - reach
+            if to_center + reach > _NEAR_ANTIPODE_M:
+                lower -= _ANTIPODE_SLACK_M
+            if lower <= bound:
+                heappush(heap, (lower, neighbor))
+        if len(seen) > populated:
+            return popped
+    return None
 
 
 def _scan_unvisited(
     members_by_cell: Mapping[Cell, Collection[K]],
     positions: Mapping[K, tuple[float, float]],
-    walk: RingWalk,
-    results: _Results[K],
-    lat: float,
-    lng: float,
+    popped: set[Cell],
+    ranking: _Ranking[K],
 ) -> None:
-    """Offer the members of every populated cell the walk has not visited, best bound first."""
+    """Step 3: offer the members of every populated cell not popped, best bound first."""
     pending: list[tuple[float, Cell]] = []
     for cell in members_by_cell:
-        if walk.has_seen(cell):
+        if cell in popped:
             continue
-        bound = _cell_bound(lat, lng, cell)
-        if bound <= results.bound:
-            pending.append((bound, cell))
+        lower = ranking.lower_bound(cell)
+        if lower <= ranking.bound:
+            pending.append((lower, cell))
     pending.sort()
-    for bound, cell in pending:
-        if bound > results.bound:
+    for lower, cell in pending:
+        if lower > ranking.bound:
             break
-        results.offer_all(members_by_cell[cell], positions, lat, lng)
+        ranking.scan(_rows(members_by_cell[cell], positions))

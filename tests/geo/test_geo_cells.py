@@ -31,6 +31,7 @@ from geo import (
     pentagons,
     validate_latlng,
 )
+from geo.cells import center_and_circumradius_m, grid_neighbors
 
 PARIS = (48.8566, 2.3522)
 
@@ -210,3 +211,61 @@ def test_average_edge_length_shrinks_with_resolution() -> None:
     for res in range(15):
         ratio = average_edge_length_m(res) / average_edge_length_m(res + 1)
         assert 2.5 < ratio < 2.8
+
+
+class _Degrees(float):
+    """A float subclass: not the fast path of latlng_to_cell, same answer."""
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    lat=st.floats(-90.0, 90.0),
+    lng=st.floats(-180.0, 180.0),
+    res=st.integers(0, 15),
+)
+def test_latlng_to_cell_fast_path_agrees_with_the_checked_path(
+    lat: float, lng: float, res: int
+) -> None:
+    """Plain floats (fast path) and float subclasses (full checks) map to the same cell."""
+    assert latlng_to_cell(lat, lng, res) == latlng_to_cell(_Degrees(lat), _Degrees(lng), res)
+
+
+def test_latlng_to_cell_accepts_ints_and_refuses_bad_resolutions() -> None:
+    """Integer degrees take the checked path; resolutions are checked on both paths."""
+    assert latlng_to_cell(48, 2, 7) == latlng_to_cell(48.0, 2.0, 7)
+    for res in (-1, 16, True, 9.0):
+        with pytest.raises(InvalidResolution):
+            latlng_to_cell(48.0, 2.0, res)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("res", range(16))
+def test_grid_neighbors_are_the_disk_without_its_center(res: int) -> None:
+    """grid_neighbors(c) is grid_disk(c, 1) minus c: 5 cells around pentagons, 6 elsewhere."""
+    cells = [*pentagons(res), latlng_to_cell(*PARIS, res), latlng_to_cell(89.99, 45.0, res)]
+    cells += [latlng_to_cell(-33.9, 180.0, res), latlng_to_cell(0.0, -179.99, res)]
+    cells += [c for p in pentagons(res)[:2] for c in grid_disk(p, 1)]
+    for cell in cells:
+        neighbors = grid_neighbors(cell)
+        assert len(neighbors) == len(set(neighbors)) == (5 if is_pentagon(cell) else 6)
+        assert set(neighbors) == set(grid_disk(cell, 1)) - {cell}
+        assert grid_neighbors(cell) == neighbors
+
+
+def test_grid_neighbors_refuses_invalid_cells_every_time() -> None:
+    """An invalid cell raises InvalidCell on each call (errors are not cached)."""
+    for _ in range(2):
+        with pytest.raises(InvalidCell):
+            grid_neighbors(Cell(0))
+        with pytest.raises(InvalidCell):
+            grid_neighbors(Cell(latlng_to_cell(*PARIS, 9) + 1))
+
+
+@pytest.mark.parametrize("res", [0, 1, 5, 9, 15])
+def test_center_and_circumradius_agree_with_the_separate_functions(res: int) -> None:
+    """center_and_circumradius_m is cell_to_latlng plus circumradius_m, pentagons included."""
+    for cell in [latlng_to_cell(*PARIS, res), pentagons(res)[0]]:
+        lat, lng, radius = center_and_circumradius_m(cell)
+        assert (lat, lng) == cell_to_latlng(cell)
+        assert radius == circumradius_m(cell)
+    with pytest.raises(InvalidCell):
+        center_and_circumradius_m(Cell(0))
