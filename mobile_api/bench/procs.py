@@ -3,9 +3,11 @@
 * :class:`ServerProcess` starts ``fieldcloud serve`` (``python -m mobile_api.cli
   serve``) with its settings in environment variables, exactly as an operator
   would, or the bare ceiling server (:mod:`mobile_api.bench.bare`) under the
-  same uvicorn configuration. ``mode`` picks the environment: ``memory`` only
-  for now; PostgreSQL + Redis mode adds ``DATABASE_URL``/``REDIS_URL`` in
-  :func:`mode_env`.
+  same uvicorn configuration. The storage mode is in the environment the caller
+  passes: nothing for ``memory``; ``DATABASE_URL``, ``REDIS_URL`` and
+  ``FIELDCLOUD_KEY_PREFIX`` for ``production``
+  (:meth:`mobile_api.bench.services.Services.env`). Start-up waits for
+  ``/healthz`` and checks that the server reports the expected mode.
 * :class:`Agent` is a load generator in its own process (``spawn`` start
   method, uvloop inside), driven by request/reply messages over a pipe.
 * :class:`Profiler` records a process with ``py-spy`` while a phase runs.
@@ -30,7 +32,7 @@ import subprocess
 import sys
 import time
 import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -75,13 +77,6 @@ def rss_kib(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for pid {pid}")
 
 
-def mode_env(mode: str) -> dict[str, str]:
-    """The environment that selects the server's storage ``mode``."""
-    if mode == "memory":
-        return {}
-    raise ValueError(f"mode {mode!r} is not available yet: only 'memory' (in-process stores)")
-
-
 _OWN_VARIABLES = ("DATABASE_URL", "REDIS_URL", "HOST", "PORT")
 
 
@@ -108,9 +103,17 @@ class ServerProcess:
 
     @classmethod
     async def start(
-        cls, kind: Literal["fieldcloud", "bare"], mode: str, workdir: Path, name: str
+        cls,
+        kind: Literal["fieldcloud", "bare"],
+        mode: str,
+        workdir: Path,
+        name: str,
+        mode_env: Mapping[str, str] | None = None,
     ) -> ServerProcess:
-        """Start the server and wait until ``GET /healthz`` answers 200."""
+        """Start the server; wait until ``GET /healthz`` answers 200 in ``mode``.
+
+        ``mode_env`` holds the variables that select ``mode`` (none for memory).
+        """
         port = free_port()
         token = secrets.token_urlsafe(24)
         env = {
@@ -120,7 +123,7 @@ class ServerProcess:
         }
         env.update(HOST="127.0.0.1", PORT=str(port), FIELDCLOUD_ADMIN_TOKEN=token)
         if kind == "fieldcloud":
-            env.update(mode_env(mode))
+            env.update(mode_env or {})
             argv = [sys.executable, "-m", "mobile_api.cli", "serve"]
         else:
             argv = [sys.executable, "-m", "mobile_api.bench.bare", "--port", str(port)]
@@ -128,21 +131,24 @@ class ServerProcess:
         proc = _spawn(argv, env, log_path)
         server = cls(kind, proc, port, log_path, token)
         try:
-            await server._wait_healthy()
+            await server._wait_healthy("bare" if kind == "bare" else mode)
         except BaseException:
             await server.stop()
             raise
         return server
 
-    async def _wait_healthy(self) -> None:
+    async def _wait_healthy(self, mode: str) -> None:
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.kind} server exited at start-up:\n{self.log_tail()}")
             try:
                 async with Http(self.port) as http:
-                    status, _ = await http.call("GET", "/healthz")
+                    status, body = await http.call("GET", "/healthz")
                 if status == 200:
+                    got = body.get("mode") if isinstance(body, dict) else None
+                    if got != mode:
+                        raise RuntimeError(f"{self.kind} server runs in mode {got!r}, not {mode!r}")
                     return
             except OSError:
                 pass
@@ -225,6 +231,7 @@ class Agent:
         )
         self._process.start()
         child.close()
+        self._waiting = False
 
     @property
     def pid(self) -> int | None:
@@ -233,18 +240,27 @@ class Agent:
     async def ask(self, message: Message) -> Message:
         """Send a command and wait for the agent's reply."""
         self._channel.send(message)
+        self._waiting = True
         try:
             reply = await self._channel.recv()
-        except EOFError:
+        except (EOFError, ConnectionError):
             raise AgentError(
                 f"agent {self.name} died (exit code {self._process.exitcode})"
             ) from None
+        self._waiting = False
         if "error" in reply:
             raise AgentError(f"agent {self.name} failed:\n{reply['error']}")
         return reply
 
     async def close(self) -> None:
-        """Ask the agent to stop, then make sure its process is gone."""
+        """Ask the agent to stop, then make sure its process is gone.
+
+        An agent whose reply never came (the run was cancelled or failed
+        mid-command) is terminated: it may be busy for a while yet, and a
+        thread may still be reading its pipe.
+        """
+        if self._waiting and self._process.is_alive():
+            self._process.terminate()
         if self._process.is_alive():
             try:
                 self._channel.send({"cmd": "stop"})
@@ -348,3 +364,23 @@ def cpu_seconds(pid: int) -> float:
     text = Path(f"/proc/{pid}/stat").read_text()
     fields = text[text.rindex(")") + 2 :].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds_of(pids: Iterable[int]) -> dict[int, float]:
+    """:func:`cpu_seconds` of each pid that still exists."""
+    out: dict[int, float] = {}
+    for pid in pids:
+        try:
+            out[pid] = cpu_seconds(pid)
+        except (OSError, ValueError, IndexError):
+            continue
+    return out
+
+
+def machine_busy_seconds() -> tuple[float, float]:
+    """``(busy, total)`` CPU seconds of the whole machine so far (``/proc/stat``, all cores)."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    ticks = [int(f) for f in fields[:8]]  # user nice system idle iowait irq softirq steal
+    idle = ticks[3] + ticks[4]
+    hz = os.sysconf("SC_CLK_TCK")
+    return (sum(ticks) - idle) / hz, sum(ticks) / hz

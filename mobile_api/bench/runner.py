@@ -10,31 +10,43 @@ a *slot* (``status="slot"``, no values); one that could not run here is
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib.metadata
 import math
 import os
 import platform
 import random
+import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
 import msgspec
 
-from .procs import Profiler
+from .procs import Profiler, ServerProcess
+from .services import DEFAULT_ADMIN_DSN, DEFAULT_REDIS_URL, Services, redact_url
 
 Status = Literal["ok", "slot", "skipped", "failed"]
 
 SCENARIOS = ("ingest", "nearest", "offers", "connections", "scaleout")
 """Every scenario, in the order they run and appear in the table."""
 
-MODES = ("memory",)
-"""Server modes the bench can start. PostgreSQL + Redis mode comes with the Redis backend."""
+MODES = ("memory", "production")
+"""Server storage modes: in-process stores, or PostgreSQL + Redis (``production``).
+
+In ``production`` the servers share the run's own database and Redis key
+prefix (:mod:`mobile_api.bench.services`), created before the first scenario
+and removed after the last.
+"""
+
+MODE_LABELS = {"memory": "memory", "production": "PostgreSQL + Redis"}
+"""How a mode is named in the table."""
 
 CITY = "Chicago"
 CITY_CENTER = (41.8781, -87.6298)
@@ -60,7 +72,7 @@ class Plan:
     """How big and how long each scenario is; ``Plan.full()`` or ``Plan.quick()``."""
 
     quick: bool
-    mode: str
+    modes: tuple[str, ...]
     # 1. location ingest
     ingest_phones: int
     ingest_procs: int
@@ -79,15 +91,18 @@ class Plan:
     fleet_procs: int
     offer_rate_per_s: float
     offer_duration_s: float
+    # 5. scale-out (production): ingest over this many instances against one
+    scaleout_instances: int = 2
     # where things are
-    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_url: str = DEFAULT_REDIS_URL
+    database_admin_url: str = DEFAULT_ADMIN_DSN
     seed: int = 20_261_128
 
     @classmethod
-    def full(cls, mode: str = "memory") -> Plan:
+    def full(cls, modes: tuple[str, ...] = MODES) -> Plan:
         return cls(
             quick=False,
-            mode=mode,
+            modes=modes,
             ingest_phones=200,
             ingest_procs=2,
             ingest_warmup_s=2.0,
@@ -106,18 +121,18 @@ class Plan:
         )
 
     @classmethod
-    def for_run(cls, quick: bool, mode: str = "memory") -> Plan:
-        return cls.small(mode) if quick else cls.full(mode)
+    def for_run(cls, quick: bool, modes: tuple[str, ...] = MODES) -> Plan:
+        return cls.small(modes) if quick else cls.full(modes)
 
     @classmethod
-    def small(cls, mode: str = "memory") -> Plan:
+    def small(cls, modes: tuple[str, ...] = MODES) -> Plan:
         return cls(
             quick=True,
-            mode=mode,
+            modes=modes,
             ingest_phones=100,
             ingest_procs=2,
-            ingest_warmup_s=0.5,
-            ingest_duration_s=2.0,
+            ingest_warmup_s=0.3,
+            ingest_duration_s=1.0,
             ingest_batch=16,
             ingest_window=4,
             nearest_sizes=(10_000,),
@@ -128,22 +143,60 @@ class Plan:
             fleet_sockets=500,
             fleet_procs=2,
             offer_rate_per_s=20.0,
-            offer_duration_s=1.5,
+            offer_duration_s=1.0,
         )
 
 
 @dataclass(slots=True)
 class Context:
-    """What a scenario gets: the plan, the progress bar, a scratch folder, the profiler."""
+    """What a scenario gets: the plan, the progress bar, a scratch folder, the profiler.
+
+    ``services`` is the run's database and key prefix (``None`` unless the
+    production mode is selected); ``measured`` passes figures from one
+    scenario to a later one of the same run (scale-out reuses the
+    one-instance production ingest).
+    """
 
     plan: Plan
     progress: Progress
     workdir: Path
     profiler: Profiler
+    services: Services | None = None
+    measured: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def goal_met(self, met: bool) -> bool | None:
         """Goals are stated for the full run; a quick run reports ``-``."""
         return None if self.plan.quick else met
+
+    def mode_env(self, mode: str) -> dict[str, str]:
+        """The environment that puts ``fieldcloud serve`` in ``mode``."""
+        if mode == "memory":
+            return {}
+        if mode == "production":
+            if self.services is None:
+                raise RuntimeError("production mode without the bench's database and prefix")
+            return self.services.env()
+        raise ValueError(f"unknown mode {mode!r}; one of {', '.join(MODES)}")
+
+    async def start_server(
+        self, kind: Literal["fieldcloud", "bare"], mode: str, name: str
+    ) -> ServerProcess:
+        """A fieldcloud server in ``mode`` (or the bare ceiling), healthy and checked."""
+        env = self.mode_env(mode) if kind == "fieldcloud" else {}
+        return await ServerProcess.start(kind, mode, self.workdir, name, env)
+
+    async def start_servers(self, mode: str, count: int, name: str) -> list[ServerProcess]:
+        """``count`` fieldcloud instances in ``mode``, started together."""
+        names = [name] if count == 1 else [f"{name}-{chr(65 + i)}" for i in range(count)]
+        started = await asyncio.gather(
+            *(self.start_server("fieldcloud", mode, n) for n in names), return_exceptions=True
+        )
+        servers = [s for s in started if isinstance(s, ServerProcess)]
+        failure = next((s for s in started if isinstance(s, BaseException)), None)
+        if failure is not None:
+            await asyncio.gather(*(s.stop() for s in servers))
+            raise failure
+        return servers
 
 
 @dataclass(slots=True)
@@ -271,14 +324,30 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def source_info() -> dict[str, Any]:
+    """Which code was measured: the commit and the files changed since (``git``, if any)."""
+    root = Path(__file__).resolve().parents[2]
+    info: dict[str, Any] = {}
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        run = partial(subprocess.run, cwd=root, capture_output=True, text=True, timeout=10)
+        head = run(["git", "rev-parse", "HEAD"])
+        if head.returncode == 0:
+            info["commit"] = head.stdout.strip()
+            status = run(["git", "status", "--porcelain", "--untracked-files=no"])
+            info["modified"] = [line[3:] for line in status.stdout.splitlines() if line]
+    return info
+
+
 def machine_info() -> dict[str, Any]:
     """Where the figures were measured."""
     versions = {}
-    for dist in ("uvicorn", "uvloop", "httptools", "websockets", "starlette", "msgspec", "h3"):
+    dists = ("uvicorn", "uvloop", "httptools", "websockets", "starlette", "msgspec", "h3")
+    for dist in (*dists, "asyncpg", "redis", "hiredis", "numpy"):
         with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             versions[dist] = importlib.metadata.version(dist)
     return {
         "nproc": len(os.sched_getaffinity(0)),
+        "loadavg_at_end": Path("/proc/loadavg").read_text().split()[:3],
         "cpu_model": cpu_model(),
         "python": platform.python_version(),
         "implementation": platform.python_implementation(),
@@ -288,16 +357,26 @@ def machine_info() -> dict[str, Any]:
 
 
 def write_json(
-    path: Path, plan: Plan, results: Sequence[ScenarioResult], started: float, elapsed: float
+    path: Path,
+    plan: Plan,
+    results: Sequence[ScenarioResult],
+    started: float,
+    elapsed: float,
+    extra: dict[str, Any] | None = None,
 ) -> None:
-    """Every figure of the run, with the plan and the machine."""
+    """Every figure of the run, with the plan, the machine and ``extra`` (the services)."""
+    plan_doc = asdict(plan)
+    for key in ("redis_url", "database_admin_url"):
+        plan_doc[key] = redact_url(plan_doc[key])
     doc = {
         "started_at": started,
         "seconds": elapsed,
         "quick": plan.quick,
-        "mode": plan.mode,
-        "plan": asdict(plan),
+        "modes": list(plan.modes),
+        "plan": plan_doc,
         "machine": machine_info(),
+        "source": source_info(),
+        **(extra or {}),
         "scenarios": {
             r.name: {
                 "status": r.status,

@@ -41,7 +41,14 @@ PING_FRAME = text_frame(PING)
 
 
 class HandshakeFailed(RuntimeError):
-    """The server refused the websocket upgrade (or the socket closed first)."""
+    """The server refused the websocket upgrade (or the socket closed first).
+
+    ``status`` is the HTTP status of the refusal (``None`` if the socket closed).
+    """
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class Phone(asyncio.Protocol):
@@ -88,13 +95,23 @@ class Phone(asyncio.Protocol):
                     self.opened.set_result(None)
                 else:
                     body = bytes(event.body or b"")[:200].decode(errors="replace")
-                    self.opened.set_exception(HandshakeFailed(f"{event.status_code}: {body}"))
+                    self.opened.set_exception(
+                        HandshakeFailed(f"{event.status_code}: {body}", event.status_code)
+                    )
         self._flush()
 
     def eof_received(self) -> bool | None:
         self._ws.receive_eof()
         self._flush()
         return None
+
+    @property
+    def close_reason(self) -> str:
+        """Why the socket closed, as far as the server said (close code and reason)."""
+        rcvd = self._ws.close_rcvd
+        if rcvd is None:
+            return "closed without a close frame"
+        return f"close {rcvd.code} {rcvd.reason!r}"
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.opened.done():
