@@ -227,6 +227,7 @@ class PhoneSession(Session):
                 await presence.claim(wid, me, 3 * every)
                 self.claimed = True
             elif not await presence.refresh(wid, me, 3 * every):
+                # Another socket holds the worker now (an expired claim is retaken).
                 await self.close(CLOSE_SUPERSEDED, "superseded by a newer connection")
                 return
         except DispatchError:

@@ -170,7 +170,7 @@ class Presence(Protocol):
         ...
 
     async def refresh(self, worker_id: str, instance_id: str, ttl_s: float) -> bool:
-        """Extend the claim; False once another instance has taken the worker."""
+        """Extend the claim, retaking it if it expired; False once another holder has it."""
         ...
 
     async def release(self, worker_id: str, instance_id: str) -> bool:

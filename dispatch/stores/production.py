@@ -176,15 +176,25 @@ async def _open_postgres(
     return pool
 
 
+REDIS_MAX_CONNECTIONS = 64
+"""Redis connections per process; callers beyond it wait for one to free up."""
+
+
 async def _open_redis(url: str, timeout_s: float) -> aioredis.Redis:
     where = _redact(url)
-    client: aioredis.Redis = aioredis.Redis.from_url(
+    # A blocking pool: a burst of work (hundreds of phones connecting at once)
+    # waits briefly for a connection instead of failing with "too many
+    # connections" (redis-py's default pool raises at once when exhausted).
+    pool = aioredis.BlockingConnectionPool.from_url(
         url,
+        max_connections=REDIS_MAX_CONNECTIONS,
+        timeout=max(timeout_s, 10.0),
         decode_responses=True,
         socket_connect_timeout=timeout_s,
         socket_timeout=max(timeout_s, 10.0),
         health_check_interval=30,
     )
+    client: aioredis.Redis = aioredis.Redis.from_pool(pool)
     try:
         await asyncio.wait_for(_prepare(client), timeout_s + 1.0)
     except Exception as exc:

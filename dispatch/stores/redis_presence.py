@@ -25,8 +25,14 @@ __all__ = ["RedisPresence"]
 
 _REFRESH = Script(
     """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then
   return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+if not holder then
+  -- expired (e.g. while Redis was unreachable): nobody took it, take it back
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
 end
 return 0
 """
@@ -64,7 +70,7 @@ class RedisPresence:
         return previous if isinstance(previous, str) else None
 
     async def refresh(self, worker_id: str, instance_id: str, ttl_s: float) -> bool:
-        """Extend the claim; False if ``instance_id`` no longer holds the worker."""
+        """Extend the claim (retaking it if it expired); False once another holder has it."""
         with redis_errors():
             done = await _REFRESH(
                 self._redis, [self._keys.presence(worker_id)], [instance_id, _ms(ttl_s)]

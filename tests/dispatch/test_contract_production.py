@@ -217,6 +217,22 @@ async def test_presence_expires(backend: Backend) -> None:
     assert await presence.holder(worker) is None
 
 
+async def test_presence_refresh_retakes_an_expired_claim_but_not_a_taken_one(
+    backend: Backend,
+) -> None:
+    """A holder whose claim expired unnoticed retakes it on refresh, unless someone took it."""
+    assert backend.production is not None
+    presence = backend.production.presence
+    worker = new_id("wrk")
+    await presence.claim(worker, "a", 0.05)
+    await asyncio.sleep(0.15)
+    assert await presence.refresh(worker, "a", 30) is True
+    assert await presence.holder(worker) == "a"
+    await presence.claim(worker, "b", 30)
+    assert await presence.refresh(worker, "a", 30) is False
+    assert await presence.holder(worker) == "b"
+
+
 async def test_every_key_lives_under_the_prefix_with_its_hash_tag(backend: Backend) -> None:
     """Everything written goes under the prefix; per-org and per-worker keys carry their tags."""
     assert backend.production is not None
