@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import uuid
@@ -38,7 +39,7 @@ from .models import (
 )
 from .notices import assigned_notice, job_cancelled_notice, offer_closed_notice, offer_notice
 from .offers import CLOSE_REASONS, Candidate, JobBook, OfferEngine, Outcome, WaveSearch
-from .stores.ports import Stores
+from .stores.ports import Notice, Stores
 
 log = logging.getLogger("fieldcloud.dispatch")
 
@@ -400,17 +401,38 @@ class DispatchService:
 
     async def _announce(self, job: Job, out: Outcome) -> None:
         """Tell the phones what an outcome did, after it was persisted."""
-        feed = self.stores.feed
+        notices: dict[str, list[Notice]] = {}
         for offer in out.sent:
-            await feed.publish(offer.worker_id, offer_notice(offer, job))
+            notices.setdefault(offer.worker_id, []).append(offer_notice(offer, job))
         for offer in out.closed:
             reason = CLOSE_REASONS[offer.state]
-            await feed.publish(offer.worker_id, offer_closed_notice(offer.id, job.id, reason))
+            notices.setdefault(offer.worker_id, []).append(
+                offer_closed_notice(offer.id, job.id, reason)
+            )
         if out.assignment is not None:
             a = out.assignment
-            await feed.publish(a.worker_id, assigned_notice(a.offer_id, a.job_id))
+            notices.setdefault(a.worker_id, []).append(assigned_notice(a.offer_id, a.job_id))
+        await self._publish(notices)
         if out.released_worker is not None:
             await self._release(out.released_worker)
+
+    async def _publish(self, notices: dict[str, list[Notice]]) -> None:
+        """Publish each worker's notices in order, the workers concurrently.
+
+        A wave's offers go to different workers; with a shared backend each
+        publish is a round trip, so they overlap instead of queueing.
+        """
+        feed = self.stores.feed
+
+        async def in_order(worker_id: str, items: list[Notice]) -> None:
+            for notice in items:
+                await feed.publish(worker_id, notice)
+
+        if len(notices) == 1:
+            ((worker_id, items),) = notices.items()
+            await in_order(worker_id, items)
+        elif notices:
+            await asyncio.gather(*(in_order(w, items) for w, items in notices.items()))
 
     async def _release(self, worker_id: str) -> None:
         """A worker whose job ended is available again and may get new offers."""
