@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -81,6 +82,25 @@ async def test_killing_the_socket_holder_loses_neither_the_job_nor_a_notice(
             await asyncio.gather(a.stop(), b.stop())
 
 
+async def accept_retrying(phone: Phone, offer_id: str) -> dict[str, Any]:
+    """Accept as a phone does after an outage: resend while told ``unavailable``.
+
+    Accept is idempotent, so a resend after a lost answer is answered
+    ``assigned`` again (docs/protocol.md).
+    """
+    async with asyncio.timeout(WAIT_S):
+        while True:
+            await phone.send({"type": "accept", "offer_id": offer_id})
+            while True:
+                frame = await phone.recv()
+                if frame["type"] == "assigned":
+                    return frame
+                if frame["type"] == "error":
+                    assert frame["code"] == "unavailable", frame
+                    break
+            await asyncio.sleep(0.2)
+
+
 @pytest.fixture
 def own_redis(tmp_path: Path) -> Iterator[tuple[int, list[subprocess.Popen[bytes]]]]:
     """A Redis server of the test's own on a spare port (restartable); stopped afterwards."""
@@ -150,8 +170,7 @@ async def test_redis_outage_answers_503_then_recovers_by_itself_without_losing_a
         await wait_status(inst, "/readyz", 200)
         # Redis came back empty: the phone's next fix puts it on the map again.
         await phone.send({"type": "location", "lat": LYON[0] + 0.001, "lng": LYON[1]})
-        await phone.send({"type": "accept", "offer_id": first["offer_id"]})
-        assigned = await phone.recv_type("assigned")
+        assigned = await accept_retrying(phone, first["offer_id"])
         assert assigned["job_id"] == before["id"]
 
     stored = await inst.get_job(key, before["id"])
