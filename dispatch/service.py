@@ -222,7 +222,7 @@ class DispatchService:
             raise InvalidInput("accuracy_m must be a non-negative number")
         worker = known if known is not None else await self._worker(worker_id)
         fix = Fix(lat, lng, accuracy_m, at)
-        await self.stores.workers.set_fix(worker_id, fix)
+        await self.stores.workers.set_fix(worker.org_id, worker_id, fix)
         worker.fix = fix
         if worker.availability is Availability.AVAILABLE:
             await self.stores.locations.upsert(worker.org_id, worker_id, lat, lng)

@@ -103,7 +103,7 @@ from geo.distance import EARTH_RADIUS_M
 from geo.errors import InvalidArgument
 from geo.members import CellMembers, K, OrderedKey
 
-__all__ = ["K", "Neighbor", "OrderedKey", "search"]
+__all__ = ["K", "Neighbor", "OrderedKey", "reach_m", "search"]
 
 # haversine_m's constants, so that the inline kernel below reproduces it exactly.
 _RADIANS = math.pi / 180.0
@@ -142,9 +142,16 @@ def _disc(cell: Cell) -> tuple[float, float, float, float]:
     Memoised; a miss validates ``cell`` through :mod:`geo.cells`.
     """
     lat, lng, circumradius = center_and_circumradius_m(cell)
-    reach = circumradius * (1.0 + _REACH_RELATIVE_SLACK) + _REACH_ABSOLUTE_SLACK_M
     phi = lat * _RADIANS
-    return phi, math.cos(phi), lng, reach
+    return phi, math.cos(phi), lng, reach_m(circumradius)
+
+
+def reach_m(circumradius: float) -> float:
+    """A cell's circumradius plus the slack every bound of this module adds to it.
+
+    Other searches that bound cells the same way (the Redis index) use this.
+    """
+    return circumradius * (1.0 + _REACH_RELATIVE_SLACK) + _REACH_ABSOLUTE_SLACK_M
 
 
 def _screens(bound: float) -> tuple[float, float]:

@@ -9,8 +9,10 @@ Layout (``P`` = prefix, ``{…}`` = Redis Cluster hash tag)::
 
     P:loc:{o:<org>}:c:<cell hex>   hash    worker id -> "lat,lng" (members of one H3 cell)
     P:loc:{o:<org>}:where          hash    worker id -> cell hex (the worker's current cell)
-    P:loc:{o:<org>}:cells          set     cell hex of every populated cell
-    P:w:{w:<worker>}:fix           string  "lat,lng,accuracy,at" (last fix; expires)
+    P:loc:{o:<org>}:cellgeo        geo set populated cells at their centers (member: cell hex)
+    P:loc:{o:<org>}:polar          hash    cell hex -> center "lat,lng" (cells past geo latitudes)
+    P:loc:{o:<org>}:reach          string  largest circumradius of any cell ever populated (m)
+    P:loc:{o:<org>}:fix            hash    worker id -> "lat,lng,accuracy,at" (last fixes)
     P:w:{w:<worker>}:seq           string  last notice sequence number (INCR)
     P:w:{w:<worker>}:log           stream  notices, entry id "<seq>-0", capped (MAXLEN)
     P:w:{w:<worker>}:wake          channel PUBLISH <seq> after each append (a hint)
@@ -18,16 +20,19 @@ Layout (``P`` = prefix, ``{…}`` = Redis Cluster hash tag)::
 
 Hash tags, chosen on purpose:
 
-* Per-organisation location keys share the tag ``{o:<org>}``: the cells of a
-  ring, the ``where`` hash and the ``cells`` set sit in one slot, so a ring is
-  fetched with one pipeline to one node and a move (old cell, new cell,
-  ``where``, ``cells``) is one atomic script. The price: one organisation's
-  whole index lives on one node, so a single huge organisation cannot be
-  spread over a cluster (tagging by a coarse parent cell instead would spread
-  it, at the cost of multi-slot rings and non-atomic moves across parents).
+* Per-organisation location keys share the tag ``{o:<org>}``: the cell
+  hashes, ``where``, the populated cells (``cellgeo``, ``polar``), ``reach``
+  and the last fixes sit in one slot, so a nearest query is one script on one
+  node, and one script call per organisation writes a whole batch of fixes
+  and moves (old cell, new cell, ``where``, the populated cells) atomically;
+  per-worker fix keys would make that batch cross-slot. The price: one
+  organisation's whole index lives on one node, so a single huge
+  organisation cannot be spread over a cluster (tagging by a coarse parent
+  cell instead would spread it, at the cost of multi-slot queries and
+  non-atomic moves across parents).
 * Per-worker keys share the tag ``{w:<worker>}``: the sequence counter and the
   log are in one slot, so "increment, append, trim, publish" is one atomic
-  script, and the presence and fix keys of a worker live next to them.
+  script, and the presence key of a worker lives next to them.
   Different workers spread evenly over the cluster.
 
 Rules for callers: ids may be any string, but an id containing ``}`` moves
@@ -72,18 +77,26 @@ class Keys:
         """Hash of worker id -> the hex cell the worker is indexed in."""
         return f"{self._org(org_id)}:where"
 
-    def cells(self, org_id: str) -> str:
-        """Set of the hex cells that hold at least one worker."""
-        return f"{self._org(org_id)}:cells"
+    def cell_geo(self, org_id: str) -> str:
+        """Geo set of the populated cells (member: cell hex) at their centers."""
+        return f"{self._org(org_id)}:cellgeo"
+
+    def polar(self, org_id: str) -> str:
+        """Hash of populated cells whose center lies beyond a geo set's latitude range."""
+        return f"{self._org(org_id)}:polar"
+
+    def reach(self, org_id: str) -> str:
+        """The largest circumradius (metres, with slack) of any cell ever populated."""
+        return f"{self._org(org_id)}:reach"
+
+    def fixes(self, org_id: str) -> str:
+        """Hash of worker id -> last fix ``"lat,lng,accuracy,at"`` (accuracy may be empty)."""
+        return f"{self._org(org_id)}:fix"
 
     # -- per-worker state, tagged per worker -----------------------------------
 
     def _worker(self, worker_id: str) -> str:
         return f"{self.prefix}:w:{{w:{worker_id}}}"
-
-    def fix(self, worker_id: str) -> str:
-        """The worker's last fix, ``"lat,lng,accuracy,at"`` (accuracy may be empty)."""
-        return f"{self._worker(worker_id)}:fix"
 
     def feed_seq(self, worker_id: str) -> str:
         """Counter of the worker's notices (the last sequence number handed out)."""

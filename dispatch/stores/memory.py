@@ -84,9 +84,9 @@ class MemoryWorkerStore:
         found = self._workers
         return {w: found[w] for w in worker_ids if w in found}
 
-    async def set_fix(self, worker_id: str, fix: Fix) -> None:
+    async def set_fix(self, org_id: str, worker_id: str, fix: Fix) -> None:
         worker = self._workers.get(worker_id)
-        if worker is not None:
+        if worker is not None and worker.org_id == org_id:
             worker.fix = fix
 
     async def set_availability(self, worker_id: str, availability: Availability) -> None:

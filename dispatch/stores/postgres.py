@@ -153,9 +153,11 @@ class Q:
 class FixCache(Protocol):
     """Where the workers' last fixes live (hot state, outside PostgreSQL)."""
 
-    async def set_fix(self, worker_id: str, fix: Fix) -> None: ...
+    async def set_fix(self, org_id: str, worker_id: str, fix: Fix) -> None: ...
 
-    async def get_fixes(self, worker_ids: Sequence[str]) -> Mapping[str, Fix]: ...
+    async def get_fixes(self, wanted: Mapping[str, Sequence[str]]) -> Mapping[str, Fix]:
+        """The last fixes of ``{org id: worker ids}`` (absent: none known)."""
+        ...
 
 
 class PgOrgStore:
@@ -218,7 +220,7 @@ class PgWorkerStore:
             worker.created_at,
         )
         if worker.fix is not None:
-            await self._fixes.set_fix(worker.id, worker.fix)
+            await self._fixes.set_fix(worker.org_id, worker.id, worker.fix)
 
     async def worker_by_token(self, token_hash: str) -> Worker | None:
         row = await self._q.fetchrow(
@@ -241,12 +243,15 @@ class PgWorkerStore:
         rows = await self._q.fetch(
             f"SELECT {_WORKER_COLS} FROM workers WHERE id = ANY($1::text[])", ids
         )
-        fixes = await self._fixes.get_fixes([r["id"] for r in rows]) if rows else {}
+        wanted: dict[str, list[str]] = {}
+        for r in rows:
+            wanted.setdefault(r["org_id"], []).append(r["id"])
+        fixes = await self._fixes.get_fixes(wanted)
         found = {r["id"]: _worker(r, fixes.get(r["id"])) for r in rows}
         return {w: found[w] for w in ids if w in found}
 
-    async def set_fix(self, worker_id: str, fix: Fix) -> None:
-        await self._fixes.set_fix(worker_id, fix)
+    async def set_fix(self, org_id: str, worker_id: str, fix: Fix) -> None:
+        await self._fixes.set_fix(org_id, worker_id, fix)
 
     async def set_availability(self, worker_id: str, availability: Availability) -> None:
         await self._q.execute(
@@ -262,7 +267,7 @@ class PgWorkerStore:
         return row is not None
 
     async def _with_fix(self, row: asyncpg.Record) -> Worker:
-        fixes = await self._fixes.get_fixes([row["id"]])
+        fixes = await self._fixes.get_fixes({row["org_id"]: [row["id"]]})
         return _worker(row, fixes.get(row["id"]))
 
 

@@ -50,7 +50,7 @@ from .ports import Stores
 from .postgres import PgOrgStore, PgWorkerStore, create_pool, pg_errors
 from .redis import MOVE_SCRIPT, RedisFixes, RedisWriter, redis_errors
 from .redis_feed import PUBLISH_SCRIPT, RedisWorkerFeed
-from .redis_index import FETCH_SCRIPT, RedisLocationIndex
+from .redis_index import NEAREST_SCRIPT, RedisLocationIndex
 from .redis_presence import RedisPresence
 
 __all__ = ["ProductionBackend", "open_production_stores"]
@@ -108,7 +108,6 @@ async def open_production_stores(
     pool_max_size: int = 10,
     connect_timeout_s: float = 5.0,
     apply_migrations: bool = False,
-    fix_ttl_s: float = 86_400.0,
     log_ttl_s: float = 86_400.0,
     write_delay_s: float = 0.0,
     sweep_s: float = 5.0,
@@ -124,7 +123,7 @@ async def open_production_stores(
     except BaseException:
         await pool.close()
         raise
-    writer = RedisWriter(client, keys, fix_ttl_s=fix_ttl_s, delay_s=write_delay_s)
+    writer = RedisWriter(client, keys, delay_s=write_delay_s)
     feed = RedisWorkerFeed(client, keys, log_size=log_size, log_ttl_s=log_ttl_s, sweep_s=sweep_s)
     stores = Stores(
         orgs=PgOrgStore(pool),
@@ -207,7 +206,7 @@ async def _open_redis(url: str, timeout_s: float) -> aioredis.Redis:
 
 async def _prepare(client: aioredis.Redis) -> None:
     await client.ping()
-    for script in (MOVE_SCRIPT, PUBLISH_SCRIPT, FETCH_SCRIPT):
+    for script in (MOVE_SCRIPT, PUBLISH_SCRIPT, NEAREST_SCRIPT):
         await client.script_load(script.text)
 
 

@@ -31,6 +31,7 @@ from ..models import Fix
 from .keys import Keys
 
 __all__ = [
+    "GEO_MAX_LAT",
     "MOVE_SCRIPT",
     "RedisFixes",
     "RedisWriter",
@@ -80,34 +81,63 @@ class Script:
             return await client.evalsha(self.sha, len(keys), *keys, *args)
 
 
+GEO_MAX_LAT = 85.05112878
+"""A Redis geo set holds latitudes up to this; cells centred beyond go to ``polar``."""
+
 MOVE_SCRIPT = Script(
-    """
--- Move or remove workers in one organisation's location index, atomically.
--- KEYS[1] = where hash, KEYS[2] = populated-cells set, KEYS[3..] = cell hashes
--- written; ARGV[1] = the cell key prefix; then groups of four:
--- op ('u' upsert / 'r' remove), worker id, cell hex, "lat,lng".
--- Old cells are derived from the where hash; they share the slot (org tag).
-local where, cells, prefix = KEYS[1], KEYS[2], ARGV[1]
+    f"""
+-- Write one organisation's batch of last fixes and index moves, atomically.
+-- KEYS: where hash, populated-cells geo set, polar hash, reach string, fixes
+-- hash, then the cell hashes written. ARGV[1] = the cell key prefix, then
+-- groups of four: op ('f' fix / 'u' upsert / 'r' remove), worker id, the
+-- cell ('u': "hex lng lat reach", its center and circumradius), value (the
+-- encoded fix for 'f', "lat,lng" for 'u').
+-- Old cells come from the where hash; they share the slot (org tag).
+local where, geo, polar, reach_key, fixes = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local prefix = ARGV[1]
+local reach = tonumber(redis.call('GET', reach_key) or '0')
+local grown = false
 local function leave(old, w)
   local key = prefix .. old
   redis.call('HDEL', key, w)
-  if redis.call('HLEN', key) == 0 then redis.call('SREM', cells, old) end
-end
-for i = 2, #ARGV, 4 do
-  local op, w, cell = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  local old = redis.call('HGET', where, w)
-  if op == 'u' then
-    if old and old ~= cell then leave(old, w) end
-    redis.call('HSET', prefix .. cell, w, ARGV[i + 3])
-    if old ~= cell then
-      redis.call('HSET', where, w, cell)
-      redis.call('SADD', cells, cell)
-    end
-  elseif old then
-    leave(old, w)
-    redis.call('HDEL', where, w)
+  if redis.call('HLEN', key) == 0 then
+    redis.call('ZREM', geo, old)
+    redis.call('HDEL', polar, old)
   end
 end
+local function enter(cell, lng, lat, r)
+  if math.abs(tonumber(lat)) > {GEO_MAX_LAT} then
+    redis.call('HSET', polar, cell, lat .. ',' .. lng)
+  else
+    redis.call('GEOADD', geo, lng, lat, cell)
+  end
+  r = tonumber(r)
+  if r > reach then
+    reach = r
+    grown = true
+  end
+end
+for i = 2, #ARGV, 4 do
+  local op, w = ARGV[i], ARGV[i + 1]
+  if op == 'f' then
+    redis.call('HSET', fixes, w, ARGV[i + 3])
+  else
+    local old = redis.call('HGET', where, w)
+    if op == 'u' then
+      local cell, lng, lat, r = string.match(ARGV[i + 2], '^(%S+) (%S+) (%S+) (%S+)$')
+      if old and old ~= cell then leave(old, w) end
+      redis.call('HSET', prefix .. cell, w, ARGV[i + 3])
+      if old ~= cell then
+        redis.call('HSET', where, w, cell)
+        enter(cell, lng, lat, r)
+      end
+    elseif old then
+      leave(old, w)
+      redis.call('HDEL', where, w)
+    end
+  end
+end
+if grown then redis.call('SET', reach_key, string.format('%.17g', reach)) end
 return 0
 """
 )
@@ -127,12 +157,13 @@ def decode_fix(text: str) -> Fix:
 
 @dataclass(slots=True)
 class _Op:
-    """One buffered write: a fix (``org_id`` None) or an index upsert/remove."""
+    """One buffered write: a last fix, or an index upsert/remove."""
 
-    kind: str  # "fix", "u" or "r"
+    kind: str  # "f", "u" or "r"
+    org_id: str
     worker_id: str
-    org_id: str | None = None
-    cell: str = ""
+    cell: str = ""  # "u": the cell hex
+    place: str = ""  # "u": "hex lng lat reach" (see MOVE_SCRIPT)
     value: str = ""
 
 
@@ -141,10 +172,11 @@ class RedisWriter:
 
     A batch is what was submitted while the previous pipeline ran (at least
     one event-loop tick, plus ``delay_s`` if set), up to ``max_batch`` writes.
-    Costs per location report, in Redis commands: one ``SET`` (the fix, with
-    its expiry) and a share of one ``EVALSHA`` per organisation per batch
-    (the index move; inside Redis: ``HGET`` + ``HSET``, plus ``HDEL``/
-    ``HLEN``/``SREM``/``SADD``/``HSET`` when the worker changed cell).
+    Costs per location report, in Redis commands: a share of one ``EVALSHA``
+    per organisation per batch, which writes the batch's fixes and index
+    moves (inside Redis: ``HSET`` for the fix, ``HGET`` + ``HSET`` for the
+    move, plus ``HDEL``/``HLEN``/``SREM``/``SADD``/``HSET`` when the worker
+    changed cell).
     """
 
     def __init__(
@@ -152,31 +184,35 @@ class RedisWriter:
         client: aioredis.Redis,
         keys: Keys,
         *,
-        fix_ttl_s: float = 86_400.0,
         delay_s: float = 0.0,
         max_batch: int = 2_000,
     ) -> None:
         self._redis = client
         self._keys = keys
-        self._fix_ttl_ms = max(1, int(fix_ttl_s * 1000))
         self._delay_s = delay_s
         self._max_batch = max_batch
         self._queue: list[tuple[_Op, asyncio.Future[None]]] = []
         self._task: asyncio.Task[None] | None = None
         self._closed = False
 
-    async def set_fix(self, worker_id: str, fix: Fix) -> None:
-        """Store the worker's last fix (expires after ``fix_ttl_s``)."""
-        await self._submit(_Op("fix", worker_id, value=encode_fix(fix)))
+    async def set_fix(self, org_id: str, worker_id: str, fix: Fix) -> None:
+        """Store the worker's last fix in its organisation's ``fixes`` hash."""
+        await self._submit(_Op("f", org_id, worker_id, value=encode_fix(fix)))
 
-    async def upsert(self, org_id: str, worker_id: str, cell: int, lat: float, lng: float) -> None:
-        """Put the worker into ``cell`` of the organisation's index (moving it)."""
+    async def upsert(
+        self, org_id: str, worker_id: str, cell: str, place: str, lat: float, lng: float
+    ) -> None:
+        """Put the worker into cell ``cell`` (hex) of the organisation's index (moving it).
+
+        ``place`` describes the cell as ``"hex lng lat reach"``: its center and
+        circumradius in metres (with slack), exact ``repr`` floats.
+        """
         pos = f"{float(lat)!r},{float(lng)!r}"
-        await self._submit(_Op("u", worker_id, org_id, Keys.cell_name(cell), pos))
+        await self._submit(_Op("u", org_id, worker_id, cell, place, pos))
 
     async def remove(self, org_id: str, worker_id: str) -> None:
         """Take the worker out of the organisation's index."""
-        await self._submit(_Op("r", worker_id, org_id))
+        await self._submit(_Op("r", org_id, worker_id))
 
     async def _submit(self, op: _Op) -> None:
         if self._closed:
@@ -228,17 +264,21 @@ class RedisWriter:
         pipe = self._redis.pipeline(transaction=False)
         by_org: dict[str, list[_Op]] = {}
         for op in ops:
-            if op.org_id is None:
-                pipe.set(keys.fix(op.worker_id), op.value, px=self._fix_ttl_ms)
-            else:
-                by_org.setdefault(op.org_id, []).append(op)
+            by_org.setdefault(op.org_id, []).append(op)
         for org_id, org_ops in by_org.items():
             prefix = keys.cell_prefix(org_id)
             written = dict.fromkeys(prefix + op.cell for op in org_ops if op.kind == "u")
-            script_keys = [keys.where(org_id), keys.cells(org_id), *written]
+            script_keys = [
+                keys.where(org_id),
+                keys.cell_geo(org_id),
+                keys.polar(org_id),
+                keys.reach(org_id),
+                keys.fixes(org_id),
+                *written,
+            ]
             args: list[str] = [prefix]
             for op in org_ops:
-                args += (op.kind, op.worker_id, op.cell, op.value)
+                args += (op.kind, op.worker_id, op.place, op.value)
             pipe.evalsha(MOVE_SCRIPT.sha, len(script_keys), *script_keys, *args)
         return pipe
 
@@ -251,27 +291,35 @@ class RedisWriter:
 
 
 class RedisFixes:
-    """The workers' last fixes (``keys.fix``), written through the ``RedisWriter``."""
+    """The workers' last fixes (``keys.fixes``), written through the ``RedisWriter``.
+
+    A worker's entry is replaced by its next fix and never expires by itself
+    (one entry per worker; readers judge a fix's age by its timestamp).
+    """
 
     def __init__(self, client: aioredis.Redis, keys: Keys, writer: RedisWriter) -> None:
         self._redis = client
         self._keys = keys
         self._writer = writer
 
-    async def set_fix(self, worker_id: str, fix: Fix) -> None:
-        await self._writer.set_fix(worker_id, fix)
+    async def set_fix(self, org_id: str, worker_id: str, fix: Fix) -> None:
+        await self._writer.set_fix(org_id, worker_id, fix)
 
-    async def get_fixes(self, worker_ids: Sequence[str]) -> Mapping[str, Fix]:
-        if not worker_ids:
+    async def get_fixes(self, wanted: Mapping[str, Sequence[str]]) -> Mapping[str, Fix]:
+        """The last fixes of ``{org id: worker ids}``, one pipeline for all orgs."""
+        asked = [(org_id, list(ids)) for org_id, ids in wanted.items() if ids]
+        if not asked:
             return {}
         with redis_errors():
             pipe = self._redis.pipeline(transaction=False)
-            for worker_id in worker_ids:
-                pipe.get(self._keys.fix(worker_id))
-            values = await pipe.execute()
+            for org_id, ids in asked:
+                pipe.hmget(self._keys.fixes(org_id), ids)
+            replies = await pipe.execute()
         found: dict[str, Fix] = {}
-        for worker_id, value in zip(worker_ids, values, strict=True):
-            if value:
+        for (_, ids), values in zip(asked, replies, strict=True):
+            for worker_id, value in zip(ids, values, strict=True):
+                if not value:
+                    continue
                 try:
                     found[worker_id] = decode_fix(value)
                 except ValueError:

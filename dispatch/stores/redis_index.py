@@ -1,158 +1,216 @@
-"""Redis location index: the ``LocationIndex`` port over per-cell hashes.
+"""Redis location index: the ``LocationIndex`` port, answered inside Redis.
 
 Layout (see ``keys``): per organisation, one hash per populated H3 cell
-(``worker id -> "lat,lng"``), a ``where`` hash (``worker id -> cell``) and a
-set of populated cells, all in one Cluster slot. Writes go through the
-``RedisWriter`` (batched; one atomic script per organisation per batch).
+(``worker id -> "lat,lng"``), a ``where`` hash (``worker id -> cell``), the
+populated cells in a geo set at their centers (``cellgeo``; cells centred
+beyond a geo set's latitude range in the ``polar`` hash instead) and
+``reach``, the largest circumradius of any cell ever populated. All in one
+Cluster slot. Writes go through the ``RedisWriter`` (batched; one atomic
+script per organisation per batch).
 
-Queries give the same answers as the memory index (``geo.CellIndex``)
-because they run the very same algorithm, ``geo.search.search``, over a
-snapshot that is filled from Redis on demand: when the search asks for a
-cell that has not been fetched, the attempt stops, the next rings are
-fetched in one pipeline round trip (twice as many rings each time), and the
-search starts over on the larger snapshot (it is cheap compared with a round
-trip). The first round trip also reads the number of populated cells and up
-to 64 of them, so that a sparse organisation is answered from the populated
-cells in about two round trips. The predicate is applied client-side, at
-most once per worker per query.
+A query is one script call, ``NEAREST_SCRIPT``, which searches next to the
+data (decision 0003). It walks the populated cells in order of their
+center's distance (``GEOSEARCH … BYRADIUS r ASC COUNT n``, ``n`` growing
+fourfold and ``r`` doubling while the walk needs more; past 500 km, every
+cell left, bounded from its stored center), scans each cell's members with
+the very haversine of ``geo.haversine_m`` (the same operations on the same
+doubles), keeps the best ``k`` ordered by ``(distance, worker id)`` and
+stops at the first cell whose lower bound — the center's distance, made
+conservative for Redis's own sphere and geohash rounding, minus ``reach`` —
+exceeds the k-th distance (or the radius). Every member it never scans is
+farther than every result, so the answer equals the memory index's.
 
 Rules for callers: positions are validated like the memory index's (``geo``
 errors, nothing written); a query sees every write this process completed
 before it started; writes of other instances racing with a query may or may
 not be seen (a worker moving during a query is reported once, at one of its
-positions).
+positions). A predicate is applied client-side, at most once per worker per
+query; when it refuses some of the nearest, the script is asked again for
+four times as many.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+import functools
+import math
+from collections.abc import Callable
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis import exceptions as rex
 
-from geo import Cell, RingWalk, latlng_to_cell, validate_latlng
-from geo.search import search
+from geo import Cell, latlng_to_cell, validate_latlng
+from geo.cells import center_and_circumradius_m
+from geo.distance import EARTH_RADIUS_M, haversine_m
+from geo.errors import InvalidArgument
+from geo.search import reach_m
 
 from .keys import Keys
 from .ports import Nearby
-from .redis import RedisWriter, Script, redis_errors
+from .redis import GEO_MAX_LAT, RedisWriter, Script, redis_errors
 
-__all__ = ["FETCH_SCRIPT", "RedisLocationIndex"]
+__all__ = ["NEAREST_SCRIPT", "RedisLocationIndex", "cell_place"]
 
-_SAMPLE = 64
-"""Populated cells read with the first round trip (all of them if there are no more)."""
+_FARTHEST_M = 20_100_000.0
+"""More than half the Earth's circumference: no two points are farther apart."""
 
-_MAX_CELLS_PER_TRIP = 4_096
+_GEO_SEARCH_LIMIT_M = 500_000.0
+"""Widest ``GEOSEARCH`` radius the script trusts (wider misses cells near the poles)."""
 
+_FIRST_COUNT = 16
+"""Cells asked of the first ``GEOSEARCH`` (fourfold while more lie within its radius)."""
 
-FETCH_SCRIPT = Script(
-    """
--- Read the listed cells of one organisation; return only the populated ones.
--- KEYS[1] = the populated-cells set (routes the call to the org's slot);
--- ARGV[1] = the cell key prefix, ARGV[2..] = cell hexes.
--- Reply: cell hex, {worker id, "lat,lng", ...}, cell hex, {...}, ...
-local out, prefix = {}, ARGV[1]
-for i = 2, #ARGV do
-  local members = redis.call('HGETALL', prefix .. ARGV[i])
-  if #members > 0 then
-    out[#out + 1] = ARGV[i]
-    out[#out + 1] = members
+_FIRST_RADIUS_REACHES = 4.0
+"""The first ``GEOSEARCH`` radius, in cell circumradii (it doubles while needed)."""
+
+_PLACE_CACHE_SIZE = 1 << 16
+
+NEAREST_SCRIPT = Script(
+    f"""
+-- The k nearest members within a radius, nearest first (ties: worker id,
+-- bytewise). KEYS[1] = populated-cells geo set, KEYS[2] = polar hash,
+-- KEYS[3] = reach. ARGV: cell key prefix, lat, lng, k, radius (m, finite),
+-- degrees-to-radians, Earth diameter (m), the first GEOSEARCH's radius in
+-- reaches (it doubles until the walk is done). Reply: worker id, "lat,lng"
+-- as stored, repeated, nearest first (the caller recomputes the distances).
+-- Cell hashes share the declared keys' slot.
+local geo, polar, prefix = KEYS[1], KEYS[2], ARGV[1]
+local qlat, qlng = tonumber(ARGV[2]), tonumber(ARGV[3])
+local k, bound = tonumber(ARGV[4]), tonumber(ARGV[5])
+local rad, diameter = tonumber(ARGV[6]), tonumber(ARGV[7])
+local reach = tonumber(redis.call('GET', KEYS[3]) or '0')
+local sin, cos, asin, sqrt, byte = math.sin, math.cos, math.asin, math.sqrt, string.byte
+local phi = qlat * rad
+local cos_phi = cos(phi)
+-- geo.haversine_m from the query point, operation for operation.
+local function distance(lat, lng)
+  local phi2 = lat * rad
+  local s = sin((phi2 - phi) * 0.5)
+  local t = sin((lng - qlng) * rad * 0.5)
+  local a = s * s + cos_phi * cos(phi2) * t * t
+  if not (a < 1.0) then a = 1.0 end
+  return diameter * asin(sqrt(a))
+end
+local dists, ids, spots, n = {{}}, {{}}, {{}}, 0
+local function before(d1, id1, d2, id2)
+  if d1 ~= d2 then return d1 < d2 end
+  for j = 1, math.min(#id1, #id2) do
+    local b1, b2 = byte(id1, j), byte(id2, j)
+    if b1 ~= b2 then return b1 < b2 end
   end
+  return #id1 < #id2
+end
+local function offer(id, d, spot)
+  if d > bound or (n >= k and not before(d, id, dists[n], ids[n])) then return end
+  local j = n
+  if n < k then
+    n = n + 1
+    j = n
+  end
+  while j > 1 and before(d, id, dists[j - 1], ids[j - 1]) do
+    dists[j], ids[j], spots[j] = dists[j - 1], ids[j - 1], spots[j - 1]
+    j = j - 1
+  end
+  dists[j], ids[j], spots[j] = d, id, spot
+  if n >= k then bound = dists[n] end
+end
+local function scan(cell)
+  local flat = redis.call('HGETALL', prefix .. cell)
+  for j = 1, #flat, 2 do
+    local spot = flat[j + 1]
+    local comma = string.find(spot, ',', 1, true)
+    local lat = tonumber(string.sub(spot, 1, comma - 1))
+    offer(flat[j], distance(lat, tonumber(string.sub(spot, comma + 1))), spot)
+  end
+end
+local function latlng(text)
+  local comma = string.find(text, ',', 1, true)
+  return tonumber(string.sub(text, 1, comma - 1)), tonumber(string.sub(text, comma + 1))
+end
+-- Cells too close to a pole for the geo set: exact bound from the center
+-- (one more metre where haversine nears the antipode).
+local polars = redis.call('HGETALL', polar)
+for j = 1, #polars, 2 do
+  local lat, lng = latlng(polars[j + 1])
+  if distance(lat, lng) - reach - 1.0 <= bound then scan(polars[j]) end
+end
+-- The geo set is searched from the query point clamped to its latitudes;
+-- the clamp's length is taken off every bound (triangle inequality).
+local glat = math.max(-{GEO_MAX_LAT}, math.min({GEO_MAX_LAT}, qlat))
+local shift = 0.0
+if glat ~= qlat then shift = distance(glat, qlng) + 1.0 end
+-- Redis measures on a sphere of 6372797.56 m from centers rounded to its
+-- geohash (< 1 m): ours >= 0.9997 x its distance - 2 m.
+local function lower(d) return d * 0.9997 - 2.0 - shift - reach end
+-- Geo searches only up to {_GEO_SEARCH_LIMIT_M:.0f} m (wider ones are not exact near
+-- the poles); beyond that, every cell not yet seen is bounded from its
+-- stored center instead (GEOPOS: geohash-rounded, < 1 m).
+local within = (bound + reach + shift) * 1.0003 + 2.0
+local near = math.min(within, {_GEO_SEARCH_LIMIT_M})
+local r, seen, stop = math.min(near, tonumber(ARGV[8]) * reach + 1.0), {{}}, false
+local count = {_FIRST_COUNT}
+while true do
+  local found = redis.call('GEOSEARCH', geo, 'FROMLONLAT', qlng, glat,
+    'BYRADIUS', r, 'm', 'ASC', 'COUNT', count, 'WITHDIST')
+  for j = 1, #found do
+    local cell = found[j][1]
+    if lower(tonumber(found[j][2])) > bound then
+      stop = true
+      break
+    end
+    if not seen[cell] then
+      seen[cell] = true
+      scan(cell)
+    end
+  end
+  if stop then break end
+  if #found == count then
+    count = count * 4  -- more cells within r than asked: ask again for more
+  else
+    -- Every cell within r was seen; the others lie farther than r.
+    if lower(r) > bound then
+      stop = true
+      break
+    end
+    if r >= near then break end
+    r = math.min(r * 2.0, near)
+  end
+end
+if not stop and within > near then
+  local cells, rows = redis.call('ZRANGE', geo, 0, -1), {{}}
+  for first = 1, #cells, 1000 do
+    local chunk = {{unpack(cells, first, math.min(first + 999, #cells))}}
+    local centers = redis.call('GEOPOS', geo, unpack(chunk))
+    for j = 1, #chunk do
+      if not seen[chunk[j]] then
+        local c = centers[j]
+        rows[#rows + 1] = {{distance(tonumber(c[2]), tonumber(c[1])) - reach - 2.0, chunk[j]}}
+      end
+    end
+  end
+  table.sort(rows, function(a, b) return a[1] < b[1] end)
+  for j = 1, #rows do
+    if rows[j][1] > bound then break end
+    scan(rows[j][2])
+  end
+end
+local out = {{}}
+for j = 1, n do
+  out[#out + 1] = ids[j]
+  out[#out + 1] = spots[j]
 end
 return out
 """
 )
 
 
-class _Miss(Exception):
-    """The search needs data the snapshot does not hold yet."""
+@functools.lru_cache(maxsize=_PLACE_CACHE_SIZE)
+def cell_place(cell: Cell) -> str:
+    """``"hex lng lat reach"``: the cell's center and circumradius, as the scripts read them.
 
-
-class _Snapshot(Mapping[Cell, set[str]]):
-    """What has been read of one organisation's index, as ``geo.search`` sees it."""
-
-    def __init__(self) -> None:
-        self.members: dict[Cell, set[str]] = {}
-        self.where: dict[str, Cell] = {}
-        self.positions: dict[str, tuple[float, float]] = {}
-        self.count: int | None = None
-        self.populated: list[Cell] | None = None
-        self.need = ""  # "first", "ring" or "scan"
-
-    def add(self, cell: Cell, found: Mapping[str, str]) -> None:
-        """Record the members read for ``cell`` (a worker seen moving keeps its last cell)."""
-        bucket = self.members.setdefault(cell, set())
-        for worker_id, pos in found.items():
-            lat, lng = pos.split(",")
-            old = self.where.get(worker_id)
-            if old is not None and old != cell:
-                self.members[old].discard(worker_id)
-            self.where[worker_id] = cell
-            self.positions[worker_id] = (float(lat), float(lng))
-            bucket.add(worker_id)
-
-    # -- the Mapping that geo.search reads ------------------------------------
-
-    def __len__(self) -> int:
-        if self.count is None:
-            self.need = "first"
-            raise _Miss
-        return self.count
-
-    def get(self, cell: Cell, default: set[str] | None = None) -> set[str] | None:  # type: ignore[override]
-        """Ring walk access: a miss asks for more rings."""
-        members = self.members.get(cell)
-        if members is None:
-            self.need = "ring"
-            raise _Miss
-        return members or default
-
-    def __getitem__(self, cell: Cell) -> set[str]:
-        """Scan access: a miss asks for every populated cell."""
-        members = self.members.get(cell)
-        if members is None:
-            self.need = "scan"
-            raise _Miss
-        return members
-
-    def __iter__(self) -> Iterator[Cell]:
-        if self.populated is None:
-            self.need = "scan"
-            raise _Miss
-        return iter(self.populated)
-
-
-class _RingPlan:
-    """Which rings to fetch next: the search's own walk, a doubling number at a time."""
-
-    def __init__(self, origin: Cell) -> None:
-        self._walk = RingWalk(origin)
-        self._rings_per_trip = 2
-        self._next: list[Cell] | None = None
-
-    def peek(self, populated: int | None) -> list[Cell]:
-        """The cells of the next trip's rings (the same until ``advance``)."""
-        if self._next is not None:
-            return self._next
-        cells: list[Cell] = []
-        for _ in range(self._rings_per_trip):
-            ring = self._walk.next_ring()
-            if not ring:
-                break
-            cells.extend(ring)
-            radius, seen = self._walk.radius, self._walk.seen_count
-            if populated is not None and (populated < 6 * (radius + 1) or seen > populated):
-                break  # geo.search switches to scanning populated cells here
-            if len(cells) >= _MAX_CELLS_PER_TRIP:
-                break
-        self._next = cells
-        return cells
-
-    def advance(self) -> None:
-        """The peeked cells were fetched; the next ``peek`` walks on (twice as far)."""
-        self._next = None
-        self._rings_per_trip *= 2
+    ``reach`` carries geo.search's slack, so it bounds every point of the cell.
+    """
+    lat, lng, circumradius = center_and_circumradius_m(cell)
+    return f"{Keys.cell_name(cell)} {lng!r} {lat!r} {reach_m(circumradius)!r}"
 
 
 class RedisLocationIndex:
@@ -165,10 +223,13 @@ class RedisLocationIndex:
         self._keys = keys
         self._writer = writer
         self._resolution = resolution
+        self.first_radius = _FIRST_RADIUS_REACHES
 
     async def upsert(self, org_id: str, worker_id: str, lat: float, lng: float) -> None:
         cell = latlng_to_cell(lat, lng, self._resolution)
-        await self._writer.upsert(org_id, worker_id, cell, lat, lng)
+        await self._writer.upsert(
+            org_id, worker_id, Keys.cell_name(cell), cell_place(cell), lat, lng
+        )
 
     async def remove(self, org_id: str, worker_id: str) -> None:
         await self._writer.remove(org_id, worker_id)
@@ -183,88 +244,71 @@ class RedisLocationIndex:
         predicate: Callable[[str], bool] | None = None,
     ) -> list[Nearby]:
         validate_latlng(lat, lng)
-        snap = _Snapshot()
-        plan = _RingPlan(latlng_to_cell(lat, lng, self._resolution))
-        check = _memo(predicate)
+        if isinstance(k, bool) or not isinstance(k, int) or k < 0:
+            raise InvalidArgument(f"k must be an int >= 0, got {k!r}")
+        if (
+            isinstance(max_radius_m, bool)
+            or not isinstance(max_radius_m, int | float)
+            or math.isnan(max_radius_m)
+            or max_radius_m < 0
+        ):
+            raise InvalidArgument(
+                f"radius must be a number >= 0 (inf allowed), got {max_radius_m!r}"
+            )
+        if k == 0:
+            return []
+        radius = min(float(max_radius_m), _FARTHEST_M)
+        if predicate is None:
+            return await self._nearest(org_id, lat, lng, k, radius)
+        asked: dict[str, bool] = {}
+        fetch = k
         while True:
-            try:
-                hits = search(
-                    snap, snap.positions, self._resolution, lat, lng, k, max_radius_m, check
-                )
-            except _Miss:
-                await self._fill(org_id, snap, plan)
-                continue
-            return [Nearby(h.key, h.distance_m, h.lat, h.lng) for h in hits]
+            hits = await self._nearest(org_id, lat, lng, fetch, radius)
+            kept = []
+            for hit in hits:
+                ok = asked.get(hit.key)
+                if ok is None:
+                    ok = asked[hit.key] = predicate(hit.key)
+                if ok:
+                    kept.append(hit)
+            if len(kept) >= k or len(hits) < fetch:
+                return kept[:k]
+            fetch *= 4
 
-    async def _fill(self, org_id: str, snap: _Snapshot, plan: _RingPlan) -> None:
-        """Read what the search missed; a script unknown to the server is loaded once."""
-        with redis_errors():
-            try:
-                await self._fill_once(org_id, snap, plan)
-            except rex.NoScriptError:
-                await self._redis.script_load(FETCH_SCRIPT.text)
-                await self._fill_once(org_id, snap, plan)
-
-    async def _fill_once(self, org_id: str, snap: _Snapshot, plan: _RingPlan) -> None:
-        """One round trip (two for the first scan of a large organisation)."""
-        cells_key = self._keys.cells(org_id)
-        pipe = self._redis.pipeline(transaction=False)
-        if snap.need == "first":
-            cells = plan.peek(None)
-            pipe.scard(cells_key)
-            pipe.srandmember(cells_key, _SAMPLE)
-            count, sample, found = await self._fetch(pipe, org_id, cells)
-            snap.count = int(count)
-            if snap.count <= len(sample):
-                snap.populated = [Cell(int(c, 16)) for c in sample]
-        elif snap.need == "ring":
-            cells = plan.peek(snap.count)
-            (found,) = await self._fetch(pipe, org_id, cells)
-        else:
-            if snap.populated is None:
-                hexes = await self._redis.smembers(cells_key)
-                snap.populated = [Cell(int(c, 16)) for c in hexes]
-                snap.count = len(snap.populated)
-            cells = [c for c in snap.populated if c not in snap.members]
-            (found,) = await self._fetch(pipe, org_id, cells)
-        if snap.need == "ring":
-            plan.advance()
-            if not cells:
-                raise RuntimeError("the ring plan fell behind the search")  # pragma: no cover
-        contents = _decode_cells(found)
-        for cell in cells:
-            snap.add(cell, contents.get(Keys.cell_name(cell), {}))
-        if snap.need == "first":
-            plan.advance()
-
-    async def _fetch(self, pipe: Any, org_id: str, cells: Sequence[Cell]) -> list[Any]:
-        """Execute ``pipe`` plus one ``FETCH_SCRIPT`` call for ``cells`` (its reply last)."""
+    async def _nearest(
+        self, org_id: str, lat: float, lng: float, k: int, radius: float
+    ) -> list[Nearby]:
         keys = self._keys
-        names = [Keys.cell_name(c) for c in cells]
-        pipe.evalsha(FETCH_SCRIPT.sha, 1, keys.cells(org_id), keys.cell_prefix(org_id), *names)
-        result: list[Any] = await pipe.execute()
-        return result
+        script_keys = [keys.cell_geo(org_id), keys.polar(org_id), keys.reach(org_id)]
+        args = [
+            keys.cell_prefix(org_id),
+            repr(float(lat)),
+            repr(float(lng)),
+            str(k),
+            repr(radius),
+            _RADIANS_TEXT,
+            _DIAMETER_TEXT,
+            repr(self.first_radius),
+        ]
+        with redis_errors():
+            reply = await NEAREST_SCRIPT(self._redis, script_keys, args)
+        return _decode(reply, lat, lng)
 
 
-def _decode_cells(reply: list[Any]) -> dict[str, dict[str, str]]:
-    """``FETCH_SCRIPT``'s flat reply as ``{cell hex: {worker id: "lat,lng"}}``."""
-    found: dict[str, dict[str, str]] = {}
+# geo.haversine_m's constants, passed as exact text so the script's doubles are its own.
+_RADIANS_TEXT = repr(math.pi / 180.0)
+_DIAMETER_TEXT = repr(2.0 * EARTH_RADIUS_M)
+
+
+def _decode(reply: list[Any], lat: float, lng: float) -> list[Nearby]:
+    """``NEAREST_SCRIPT``'s flat reply as ``Nearby`` rows (order kept).
+
+    The distance is ``geo.haversine_m``'s, which the script repeats operation
+    for operation (formatting it in the script would cost more than this).
+    """
+    hits = []
     for i in range(0, len(reply), 2):
-        flat = reply[i + 1]
-        found[reply[i]] = dict(zip(flat[::2], flat[1::2], strict=True))
-    return found
-
-
-def _memo(predicate: Callable[[str], bool] | None) -> Callable[[str], bool] | None:
-    """``predicate``, called at most once per key (the search may start over)."""
-    if predicate is None:
-        return None
-    seen: dict[str, bool] = {}
-
-    def check(key: str) -> bool:
-        answer = seen.get(key)
-        if answer is None:
-            answer = seen[key] = predicate(key)
-        return answer
-
-    return check
+        text_lat, text_lng = reply[i + 1].split(",")
+        m_lat, m_lng = float(text_lat), float(text_lng)
+        hits.append(Nearby(reply[i], haversine_m(lat, lng, m_lat, m_lng), m_lat, m_lng))
+    return hits

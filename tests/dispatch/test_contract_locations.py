@@ -85,6 +85,33 @@ async def test_nearest_gives_the_memory_index_answers(
         assert await reference.nearest(ORG, lat, lng, k, radius) == expected
 
 
+async def test_nearest_is_exact_at_the_poles_the_antimeridian_and_world_wide(
+    backend: Backend,
+) -> None:
+    """Near the poles (cells past a geo set's latitudes), across 180° and at any radius."""
+    rng = random.Random(7)
+    reference = MemoryLocationIndex(RESOLUTION)
+    index = backend.stores.locations
+    spots = [(89.99, 0.0), (-89.7, 120.0), (86.0, -179.9), (-85.2, 179.95), (0.0, 179.999)]
+    points: dict[str, tuple[float, float]] = {}
+    for i in range(300):
+        lat, lng = spots[i % len(spots)]
+        lat = max(-90.0, min(90.0, lat + rng.uniform(-0.05, 0.05)))
+        lng = (lng + rng.uniform(-0.5, 0.5) + 180.0) % 360.0 - 180.0
+        points[f"p{i:03d}"] = (lat, lng)
+    for i in range(100):
+        points[f"g{i:03d}"] = (rng.uniform(-89.0, 89.0), rng.uniform(-180.0, 180.0))
+    for target in (index, reference):
+        for key, (lat, lng) in points.items():
+            await target.upsert(ORG, key, lat, lng)
+    queries = [*spots, (90.0, 0.0), (-90.0, 0.0), (0.0, -180.0), (45.0, 90.0)]
+    for lat, lng in queries:
+        for k, radius in ((1, 5_000.0), (7, 60_000.0), (25, 3e6), (500, float("inf"))):
+            expected = brute_force(points, lat, lng, k, radius)
+            assert await index.nearest(ORG, lat, lng, k, radius) == expected, (lat, lng, k)
+            assert await reference.nearest(ORG, lat, lng, k, radius) == expected
+
+
 async def test_predicate_filters_client_side(backend: Backend) -> None:
     """Only members passing the predicate are returned, still the k nearest of those."""
     rng = random.Random(11)

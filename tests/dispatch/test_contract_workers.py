@@ -81,8 +81,8 @@ async def test_fix_and_availability_are_kept(backend: Backend) -> None:
     org = await add_org(stores)
     worker = await add_worker(stores, org.id, availability=Availability.OFF_DUTY)
     first, last = Fix(52.5, 13.4, None, 300.0), Fix(52.500001, 13.400002, 4.25, 301.5)
-    await stores.workers.set_fix(worker.id, first)
-    await stores.workers.set_fix(worker.id, last)
+    await stores.workers.set_fix(org.id, worker.id, first)
+    await stores.workers.set_fix(org.id, worker.id, last)
     await stores.workers.set_availability(worker.id, Availability.AVAILABLE)
     again = await stores.workers.get_worker(org.id, worker.id)
     assert again is not None
@@ -95,7 +95,7 @@ async def test_updates_of_unknown_workers_are_ignored(backend: Backend) -> None:
     """Setting the fix or availability of an unknown worker neither fails nor creates one."""
     stores = backend.stores
     ghost = new_id("wrk")
-    await stores.workers.set_fix(ghost, Fix(1.0, 2.0, None, 3.0))
+    await stores.workers.set_fix(new_id("org"), ghost, Fix(1.0, 2.0, None, 3.0))
     await stores.workers.set_availability(ghost, Availability.AVAILABLE)
     assert await stores.workers.get_workers([ghost]) == {}
     assert await stores.workers.claim(ghost) is False
