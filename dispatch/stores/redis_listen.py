@@ -42,13 +42,28 @@ CONFIRM_TIMEOUT_S = 5.0
 
 
 class _Listener:
-    __slots__ = ("active", "callback", "cursor", "ready")
+    """One callback of one worker's notices; ``stop`` is what ``listen`` returns.
 
-    def __init__(self, callback: Callable[[LoggedNotice], None]) -> None:
+    Kept small (one per open phone socket): flags, no event of its own;
+    ``FeedListeners.live`` waits on the process's one shared wake-up.
+    """
+
+    __slots__ = ("active", "callback", "cursor", "owner", "worker_id")
+
+    def __init__(
+        self, owner: FeedListeners, worker_id: str, callback: Callable[[LoggedNotice], None]
+    ) -> None:
+        self.owner = owner
+        self.worker_id = worker_id
         self.callback = callback
         self.cursor: int | None = None  # last seq delivered (None: not live yet)
-        self.ready = asyncio.Event()
         self.active = True
+
+    def stop(self) -> None:
+        """Stop listening (idempotent)."""
+        if self.active:
+            self.active = False
+            self.owner._remove(self)
 
 
 class FeedListeners:
@@ -59,9 +74,14 @@ class FeedListeners:
         self._keys = keys
         self._sweep_s = sweep_s
         self._listeners: dict[str, list[_Listener]] = {}
-        self._by_channel: dict[str, str] = {}
+        head, _, tail = keys.feed_channel("\x00").partition("\x00")
+        self._channel_head, self._channel_tail = head, tail
         self._subscribed: set[str] = set()
-        self._confirmed: dict[str, asyncio.Event] = {}
+        self._unconfirmed: set[str] = set()
+        """Channels of the subscription in flight not yet confirmed (one batch at a time)."""
+        self._all_confirmed = asyncio.Event()
+        self._went_live = asyncio.Event()
+        """Set and cleared at once whenever listeners go live or stop: wakes ``live``."""
         self._control_queue: set[str] = set()
         self._control_wake = asyncio.Event()
         self._dirty: set[str] = set()
@@ -77,34 +97,49 @@ class FeedListeners:
         """Call ``callback`` for each notice of the worker published from now on."""
         if self._closed:
             raise Unavailable("the worker feed is closed")
-        listener = _Listener(callback)
+        listener = _Listener(self, worker_id, callback)
         self._listeners.setdefault(worker_id, []).append(listener)
-        self._by_channel[self._keys.feed_channel(worker_id)] = worker_id
         self._start()
         self._control(worker_id)
+        return listener.stop
 
-        def stop() -> None:
-            if not listener.active:
-                return
-            listener.active = False
-            listener.ready.set()
-            found = self._listeners.get(worker_id)
-            if found and listener in found:
-                found.remove(listener)
-                if not found:
-                    del self._listeners[worker_id]
-                    self._control(worker_id)
+    def _remove(self, listener: _Listener) -> None:
+        worker_id = listener.worker_id
+        found = self._listeners.get(worker_id)
+        if found and listener in found:
+            found.remove(listener)
+            if not found:
+                del self._listeners[worker_id]
+                self._control(worker_id)
+        if listener.cursor is None:
+            self._wake_live()  # a replay waiting for it need not wait any longer
 
-        return stop
+    def _pending(self, worker_id: str) -> bool:
+        return any(x.cursor is None for x in self._listeners.get(worker_id, ()))
+
+    def _wake_live(self) -> None:
+        self._went_live.set()
+        self._went_live.clear()  # the waiters already woken stay woken
 
     async def live(self, worker_id: str, timeout_s: float = CONFIRM_TIMEOUT_S) -> None:
         """Wait (at most ``timeout_s``) until the worker's listeners here are live."""
-        pending = [x.ready.wait() for x in self._listeners.get(worker_id, ()) if x.cursor is None]
-        if pending:
-            try:
-                await asyncio.wait_for(asyncio.gather(*pending), timeout_s)
-            except TimeoutError:
-                log.warning("worker feed: a listener of %s is not live yet", worker_id)
+        if not self._pending(worker_id):
+            return
+        try:
+            async with asyncio.timeout(timeout_s):
+                while self._pending(worker_id) and not self._closed:
+                    await self._went_live.wait()
+        except TimeoutError:
+            log.warning("worker feed: a listener of %s is not live yet", worker_id)
+
+    def _worker_of(self, channel: str) -> str | None:
+        """The worker whose feed channel this is (the inverse of ``keys.feed_channel``)."""
+        head, tail = self._channel_head, self._channel_tail
+        if len(channel) > len(head) + len(tail) and channel.startswith(head):
+            worker_id = channel[len(head) : len(channel) - len(tail)]
+            if self._keys.feed_channel(worker_id) == channel:
+                return worker_id
+        return None
 
     # -- background tasks ------------------------------------------------------
 
@@ -150,16 +185,19 @@ class FeedListeners:
             if message is None:
                 continue
             kind, channel = message.get("type"), message.get("channel")
-            worker_id = self._by_channel.get(channel) if isinstance(channel, str) else None
-            if worker_id is None:
+            if not isinstance(channel, str):
                 continue
             if kind == "subscribe":
-                event = self._confirmed.get(channel)
-                if event is not None:
-                    event.set()
-                self._mark_dirty([worker_id])  # also after a resubscribe on reconnect
-            elif kind == "message":
-                self._mark_dirty([worker_id])
+                unconfirmed = self._unconfirmed
+                if channel in unconfirmed:
+                    unconfirmed.discard(channel)
+                    if not unconfirmed:
+                        self._all_confirmed.set()
+            if kind == "subscribe" or kind == "message":
+                # A subscribe also comes after a resubscribe on reconnect: read the log.
+                worker_id = self._worker_of(channel)
+                if worker_id is not None and worker_id in self._listeners:
+                    self._mark_dirty([worker_id])
 
     async def _control_loop(self) -> None:
         failures = 0
@@ -187,24 +225,20 @@ class FeedListeners:
         wanted = [w for w in workers if self._listeners.get(w)]
         unwanted = [w for w in workers if not self._listeners.get(w) and w in self._subscribed]
         if unwanted:
-            channels = [keys.feed_channel(w) for w in unwanted]
-            await self._pubsub.unsubscribe(*channels)
-            for worker_id, channel in zip(unwanted, channels, strict=True):
-                self._subscribed.discard(worker_id)
-                self._confirmed.pop(channel, None)
-                if not self._listeners.get(worker_id):
-                    self._by_channel.pop(channel, None)
+            await self._pubsub.unsubscribe(*(keys.feed_channel(w) for w in unwanted))
+            self._subscribed.difference_update(unwanted)
         new = [w for w in wanted if w not in self._subscribed]
         if new:
-            events = []
-            for worker_id in new:
-                event = self._confirmed[keys.feed_channel(worker_id)] = asyncio.Event()
-                events.append(event.wait())
-            await self._pubsub.subscribe(*(keys.feed_channel(w) for w in new))
+            channels = [keys.feed_channel(w) for w in new]
+            self._unconfirmed = set(channels)
+            self._all_confirmed.clear()
             try:
-                await asyncio.wait_for(asyncio.gather(*events), CONFIRM_TIMEOUT_S)
+                await self._pubsub.subscribe(*channels)
+                await asyncio.wait_for(self._all_confirmed.wait(), CONFIRM_TIMEOUT_S)
             except TimeoutError:
                 log.warning("worker feed: subscription not confirmed in time; sweeping")
+            finally:
+                self._unconfirmed = set()
             self._subscribed.update(new)
         fresh = [w for w in wanted if any(x.cursor is None for x in self._listeners.get(w, ()))]
         if not fresh:
@@ -217,7 +251,7 @@ class FeedListeners:
             for listener in self._listeners.get(worker_id, ()):
                 if listener.cursor is None:
                     listener.cursor = int(seq or 0)
-                    listener.ready.set()
+        self._wake_live()
         self._mark_dirty(fresh)
 
     async def _drain_loop(self) -> None:
@@ -285,8 +319,8 @@ class FeedListeners:
         for listeners in self._listeners.values():
             for listener in listeners:
                 listener.active = False
-                listener.ready.set()
         self._listeners.clear()
+        self._wake_live()
         if self._pubsub is not None:
             await self._pubsub.aclose()
             self._pubsub = None

@@ -174,3 +174,34 @@ async def test_listen_then_replay_leaves_no_gap(backend: Backend) -> None:
     await got.until(lambda: seen | {e.seq for e in got} == everything)
     stop()
     assert [e.seq for e in got] == sorted(e.seq for e in got)
+
+
+async def test_many_listeners_started_together_all_go_live_and_hear_their_worker(
+    backend: Backend,
+) -> None:
+    """Listeners started in one go (subscribed and confirmed as a batch) each get live, then
+    hear exactly their own worker's notice."""
+    feed, other = backend.stores.feed, (await backend.twin()).feed
+    workers = [new_id("wrk") for _ in range(40)]
+    inboxes = [Inbox() for _ in workers]
+    stops = [feed.listen(w, got) for w, got in zip(workers, inboxes, strict=True)]
+    try:
+        async with asyncio.timeout(5.0):
+            assert await asyncio.gather(*(feed.replay(w, 0) for w in workers)) == [[]] * 40
+        seqs = await asyncio.gather(*(other.publish(w, {"type": "ping", "w": w}) for w in workers))
+        for worker, got, seq in zip(workers, inboxes, seqs, strict=True):
+            await got.holds(1)
+            assert [(e.seq, e.notice["w"]) for e in got] == [(seq, worker)]
+    finally:
+        for stop in stops:
+            stop()
+
+
+async def test_a_replay_does_not_wait_for_a_listener_that_stopped(backend: Backend) -> None:
+    """A listener stopped before it went live holds up no replay of its worker."""
+    feed = backend.stores.feed
+    worker = new_id("wrk")
+    stop = feed.listen(worker, Inbox())
+    stop()
+    async with asyncio.timeout(1.0):  # far below the wait for a live listener
+        assert await feed.replay(worker, 0) == []
