@@ -34,6 +34,7 @@ from dispatch.stores.ports import Stores
 
 from . import http_api, worker_socket
 from .errors import ApiError, error_response, handle_api_error, handle_dispatch_error
+from .presence import PresenceKeeper
 from .runtime import Runtime
 from .settings import Settings
 
@@ -140,6 +141,10 @@ def create_app(
             presence=None if backend is None else backend.presence,
             instance_id=instance_id,
         )
+        if backend is not None:
+            runtime.keeper = PresenceKeeper(
+                backend.presence, runtime.sessions, settings.presence_refresh_s
+            )
         app.state.runtime = runtime
         # 3. Background work: the deadline ticker.
         ticker = asyncio.create_task(_tick(service, settings.tick_s), name="deadline-ticker")
@@ -151,6 +156,8 @@ def create_app(
             ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await ticker
+            if runtime.keeper is not None:
+                await runtime.keeper.aclose()
             if backend is not None:
                 await backend.close()
 

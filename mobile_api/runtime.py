@@ -8,11 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from dispatch.service import DispatchService
 from dispatch.stores.ports import Presence
 
 from .settings import Settings
+
+if TYPE_CHECKING:
+    from .presence import PresenceKeeper
 
 
 class Session:
@@ -21,6 +25,12 @@ class Session:
     def __init__(self, worker_id: str, close: Callable[[int, str], Awaitable[None]]) -> None:
         self.worker_id = worker_id
         self._close = close
+        self.open = True
+        """False once the socket is closed by either side: nothing more is sent."""
+        self.holder = ""
+        """This socket's name in ``Presence`` (production only)."""
+        self.claimed = False
+        """Production only: the presence claim was made (``PresenceKeeper`` keeps it)."""
 
     async def supersede(self) -> None:
         from .errors import CLOSE_SUPERSEDED
@@ -40,6 +50,8 @@ class Runtime:
     """Checks the backing services answer (raises ``Unavailable``); None in-process."""
     presence: Presence | None = None
     """Socket ownership across instances; None in-process (``sessions`` suffices)."""
+    keeper: PresenceKeeper | None = None
+    """Claims and refreshes ``presence`` for every open socket; None in-process."""
     instance_id: str = "local"
     sessions: dict[str, Session] = field(default_factory=dict)
 

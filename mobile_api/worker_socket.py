@@ -38,12 +38,11 @@ from starlette.types import Receive, Scope, Send
 from dispatch.errors import DispatchError
 from dispatch.models import Availability, JobState, Worker
 from dispatch.notices import iso
-from dispatch.stores.ports import LoggedNotice, Presence
+from dispatch.stores.ports import LoggedNotice
 
 from .auth import require_worker
 from .errors import (
     CLOSE_INTERNAL,
-    CLOSE_SUPERSEDED,
     ApiError,
     error_body,
     error_response,
@@ -136,8 +135,6 @@ class PhoneSession(Session):
         self.worker = worker
         self.worker_read_at = time.monotonic()
         """When ``worker`` was last read from the store (see ``SNAPSHOT_MAX_AGE_S``)."""
-        self.open = True
-        """False once the socket is closed by either side: nothing more is sent."""
         self.live = False
         """True once the replay is sent: from then on queued notices are written."""
         self.sent_seq = 0
@@ -145,11 +142,6 @@ class PhoneSession(Session):
         """Live notices not yet written, in log order; only while there are some."""
         self.drainer: asyncio.Task[None] | None = None
         """Writes the outbox; exists only while the outbox has something in it."""
-        self.holder = ""
-        """This socket's name in ``Presence`` (production only)."""
-        self.claimed = False
-        self.keeper: asyncio.TimerHandle | asyncio.Task[None] | None = None
-        """Production only: the timer of the next presence refresh, or the refresh running."""
 
     async def run(self, receive: Receive, last_seq: int) -> None:
         rt = self.rt
@@ -164,9 +156,11 @@ class PhoneSession(Session):
             self.live = True
             if self.outbox and self.drainer is None:
                 self.drainer = asyncio.create_task(self._drain())
-            if rt.presence is not None:
+            if rt.keeper is not None:
+                # Claimed in the keeper's next batch, then refreshed by it while open;
+                # a newer socket of the worker on any instance takes the claim over.
                 self.holder = f"{rt.instance_id}/{secrets.token_hex(4)}"
-                self.keeper = asyncio.create_task(self._hold_presence(rt.presence))
+                rt.keeper.hold(self)
             await self._read_loop(receive)
         except DispatchError as exc:  # the replay failed: a backing service is away
             log.warning("phone %s: %s", wid, exc)
@@ -178,13 +172,13 @@ class PhoneSession(Session):
             self.open = False
             stop()
             rt.unregister(self)
-            for task in (self.drainer, self.keeper):
-                if task is not None:
-                    task.cancel()
-                    if isinstance(task, asyncio.Task):
-                        with contextlib.suppress(asyncio.CancelledError):
-                            await task
-            if rt.presence is not None:
+            if self.drainer is not None:
+                self.drainer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self.drainer
+            if self.claimed and rt.presence is not None:
+                # ``claimed`` stays set: if a refresh is in flight, the keeper
+                # releases again once it is back.
                 with contextlib.suppress(DispatchError):
                     await rt.presence.release(wid, self.holder)
 
@@ -211,34 +205,6 @@ class PhoneSession(Session):
                 await self._deliver(entry)
         else:
             self.sent_seq = backlog[-1].seq if backlog else 0
-
-    async def _hold_presence(self, presence: Presence) -> None:
-        """Claim the worker for this socket, or refresh the claim; lose it → close 4001.
-
-        The claim names this socket (instance id plus a nonce), so a newer socket
-        on any instance takes it over; this one notices at its next refresh,
-        ``presence_refresh_s`` later at most. The claim lives three refreshes.
-        Between two refreshes only a timer is kept, not a sleeping task.
-        """
-        wid, me = self.worker_id, self.holder
-        every = self.rt.settings.presence_refresh_s
-        try:
-            if not self.claimed:
-                await presence.claim(wid, me, 3 * every)
-                self.claimed = True
-            elif not await presence.refresh(wid, me, 3 * every):
-                # Another socket holds the worker now (an expired claim is retaken).
-                await self.close(CLOSE_SUPERSEDED, "superseded by a newer connection")
-                return
-        except DispatchError:
-            pass  # Redis is away: keep the socket, try again later
-        if self.open:
-            self.keeper = asyncio.get_running_loop().call_later(every, self._presence_due)
-
-    def _presence_due(self) -> None:
-        presence = self.rt.presence
-        if self.open and presence is not None:
-            self.keeper = asyncio.get_running_loop().create_task(self._hold_presence(presence))
 
     def _enqueue(self, entry: LoggedNotice) -> None:
         """The feed's callback: queue a live notice and make sure it gets written."""

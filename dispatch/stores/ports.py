@@ -175,6 +175,14 @@ class Presence(Protocol):
         """Extend the claim, retaking it if it expired; False once another holder has it."""
         ...
 
+    async def claim_many(self, claims: Sequence[tuple[str, str]], ttl_s: float) -> list[str | None]:
+        """``claim`` for each ``(worker_id, instance_id)``, in few round trips."""
+        ...
+
+    async def refresh_many(self, claims: Sequence[tuple[str, str]], ttl_s: float) -> list[bool]:
+        """``refresh`` for each ``(worker_id, instance_id)``, in few round trips."""
+        ...
+
     async def release(self, worker_id: str, instance_id: str) -> bool:
         """Drop the claim if ``instance_id`` still holds it."""
         ...

@@ -12,16 +12,28 @@ Rules for callers: refresh well within the TTL (e.g. every TTL/3) while the
 socket is open; when ``refresh`` returns False another instance has taken the
 worker, so close the local socket. Release on a clean close; a crashed
 instance's claims expire by themselves.
+
+``claim_many`` and ``refresh_many`` do the same for many sockets at once: one
+script call per ``BATCH`` claims, so an instance holding thousands of sockets
+refreshes them with a handful of commands per period instead of one per
+socket. The keys of one call lie in different hash slots:
+one Redis serves that; on Redis Cluster the batches would have to be split by
+slot.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import redis.asyncio as aioredis
 
 from .keys import Keys
 from .redis import Script, redis_errors
 
-__all__ = ["RedisPresence"]
+__all__ = ["BATCH", "RedisPresence"]
+
+BATCH = 500
+"""Claims per script call in ``claim_many``/``refresh_many`` (bounds the time Redis is busy)."""
 
 _REFRESH = Script(
     """
@@ -35,6 +47,41 @@ if not holder then
   return 1
 end
 return 0
+"""
+)
+
+_CLAIM_MANY = Script(
+    """
+-- KEYS = presence keys; ARGV = their holders, then the TTL (ms).
+-- Returns each key's previous holder, or '' when it had none.
+local ttl = ARGV[#KEYS + 1]
+local previous = {}
+for i, key in ipairs(KEYS) do
+  previous[i] = redis.call('SET', key, ARGV[i], 'PX', ttl, 'GET') or ''
+end
+return previous
+"""
+)
+
+_REFRESH_MANY = Script(
+    """
+-- KEYS = presence keys; ARGV = their holders, then the TTL (ms).
+-- Per key: 1 extended, 2 expired and taken back, 0 held by another.
+local ttl = ARGV[#KEYS + 1]
+local done = {}
+for i, key in ipairs(KEYS) do
+  local holder = redis.call('GET', key)
+  if holder == ARGV[i] then
+    redis.call('PEXPIRE', key, ttl)
+    done[i] = 1
+  elseif not holder then
+    redis.call('SET', key, ARGV[i], 'PX', ttl)
+    done[i] = 2
+  else
+    done[i] = 0
+  end
+end
+return done
 """
 )
 
@@ -76,6 +123,34 @@ class RedisPresence:
                 self._redis, [self._keys.presence(worker_id)], [instance_id, _ms(ttl_s)]
             )
         return bool(done)
+
+    async def claim_many(self, claims: Sequence[tuple[str, str]], ttl_s: float) -> list[str | None]:
+        """``claim`` for each ``(worker_id, instance_id)``; the previous holders, in order."""
+        ms = _ms(ttl_s)
+        found: list[str | None] = []
+        for i in range(0, len(claims), BATCH):
+            batch = claims[i : i + BATCH]
+            keys = [self._keys.presence(worker_id) for worker_id, _ in batch]
+            with redis_errors():
+                previous = await _CLAIM_MANY(self._redis, keys, [*(h for _, h in batch), ms])
+            found.extend(p if isinstance(p, str) and p else None for p in previous)
+        return found
+
+    async def refresh_many(self, claims: Sequence[tuple[str, str]], ttl_s: float) -> list[bool]:
+        """``refresh`` for each ``(worker_id, instance_id)``; whether each is still held, in order.
+
+        An expired claim is taken back (True); False means another holder has it.
+        A failure part-way raises ``Unavailable``; the batches already run stay done.
+        """
+        ms = _ms(ttl_s)
+        held: list[bool] = []
+        for i in range(0, len(claims), BATCH):
+            batch = claims[i : i + BATCH]
+            keys = [self._keys.presence(worker_id) for worker_id, _ in batch]
+            with redis_errors():
+                done = await _REFRESH_MANY(self._redis, keys, [*(h for _, h in batch), ms])
+            held.extend(bool(x) for x in done)
+        return held
 
     async def release(self, worker_id: str, instance_id: str) -> bool:
         """Drop the claim if ``instance_id`` still holds it; return whether it did."""
