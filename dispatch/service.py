@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
-from geo import GeoError, latlng_to_cell, validate_latlng
+from geo import GeoError, validate_latlng
 
 from .config import DispatchConfig
 from .credentials import digest, new_secret
@@ -225,15 +225,14 @@ class DispatchService:
         await self.stores.workers.set_fix(worker.org_id, worker_id, fix)
         worker.fix = fix
         if worker.availability is Availability.AVAILABLE:
-            await self.stores.locations.upsert(worker.org_id, worker_id, lat, lng)
+            cell = await self.stores.locations.upsert(worker.org_id, worker_id, lat, lng)
             fresh = now - at <= self.config.fix_max_age_s
-            if fresh and self._reach_due(worker_id, lat, lng, now):
+            if fresh and self._reach_due(worker_id, cell, now):
                 await self._offer_open_jobs(worker, now)
         return worker
 
-    def _reach_due(self, worker_id: str, lat: float, lng: float, now: float) -> bool:
-        """Whether to look for open jobs in reach of this fix (see ``report_location``)."""
-        cell = latlng_to_cell(lat, lng, self.config.resolution)
+    def _reach_due(self, worker_id: str, cell: int, now: float) -> bool:
+        """Whether to look for open jobs in reach of a fix in ``cell`` (see ``report_location``)."""
         last = self._reach_checked.get(worker_id)
         if last is not None and last[0] == cell and now - last[1] < REACH_RECHECK_S:
             return False

@@ -235,11 +235,11 @@ class MemoryLocationIndex:
         self._resolution = resolution
         self._by_org: dict[str, CellIndex[str]] = {}
 
-    async def upsert(self, org_id: str, worker_id: str, lat: float, lng: float) -> None:
+    async def upsert(self, org_id: str, worker_id: str, lat: float, lng: float) -> int:
         index = self._by_org.get(org_id)
         if index is None:
             index = self._by_org[org_id] = CellIndex(self._resolution)
-        index.upsert(worker_id, lat, lng)
+        return index.upsert(worker_id, lat, lng)
 
     async def remove(self, org_id: str, worker_id: str) -> None:
         index = self._by_org.get(org_id)

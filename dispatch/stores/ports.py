@@ -129,7 +129,9 @@ class JobStore(Protocol):
 class LocationIndex(Protocol):
     """Where every on-duty worker is, by H3 cell, per organisation."""
 
-    async def upsert(self, org_id: str, worker_id: str, lat: float, lng: float) -> None: ...
+    async def upsert(self, org_id: str, worker_id: str, lat: float, lng: float) -> int:
+        """Index the worker at ``(lat, lng)``; return the H3 cell it is now in."""
+        ...
 
     async def remove(self, org_id: str, worker_id: str) -> None: ...
 

@@ -225,11 +225,12 @@ class RedisLocationIndex:
         self._resolution = resolution
         self.first_radius = _FIRST_RADIUS_REACHES
 
-    async def upsert(self, org_id: str, worker_id: str, lat: float, lng: float) -> None:
+    async def upsert(self, org_id: str, worker_id: str, lat: float, lng: float) -> int:
         cell = latlng_to_cell(lat, lng, self._resolution)
         await self._writer.upsert(
             org_id, worker_id, Keys.cell_name(cell), cell_place(cell), lat, lng
         )
+        return cell
 
     async def remove(self, org_id: str, worker_id: str) -> None:
         await self._writer.remove(org_id, worker_id)
