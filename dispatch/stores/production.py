@@ -110,7 +110,7 @@ async def open_production_stores(
     apply_migrations: bool = False,
     log_ttl_s: float = 86_400.0,
     write_delay_s: float = 0.0,
-    sweep_s: float = 5.0,
+    sweep_s: float = 15.0,
 ) -> ProductionBackend:
     """Connect to PostgreSQL and Redis and build every store; see the module docstring."""
     validate_resolution(resolution)

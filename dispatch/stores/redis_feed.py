@@ -73,7 +73,7 @@ class RedisWorkerFeed:
         *,
         log_size: int = 256,
         log_ttl_s: float = 86_400.0,
-        sweep_s: float = 5.0,
+        sweep_s: float = 15.0,
     ) -> None:
         if log_size < 1:
             raise ValueError("log_size must be at least 1")

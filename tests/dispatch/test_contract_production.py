@@ -250,3 +250,50 @@ async def test_every_key_lives_under_the_prefix_with_its_hash_tag(backend: Backe
     assert names == ["c", "cellgeo", "fix", "reach", "where"]
     assert sorted(k.rsplit(":", 1)[1] for k in worker_keys) == ["at", "log", "seq"]
     assert len(found) == len(org_keys) + len(worker_keys)
+
+
+async def test_a_notice_whose_wake_up_is_lost_arrives_by_the_rolling_sweep(
+    backend: Backend,
+) -> None:
+    """A notice logged without its pub/sub message still reaches its listener.
+
+    Forty workers are listened to (the sweep reads them a slice at a time),
+    and wake-ups for another worker keep coming the whole time: the sweep
+    must not wait for a quiet moment. The backend sweeps every log once per
+    second.
+    """
+    assert backend.production is not None
+    stores, client, keys = backend.stores, backend.production.redis, Keys(backend.prefix)
+    got: dict[str, list[int]] = {}
+    arrived = asyncio.Event()
+    watched = [f"wrk_sweep_{i:02d}" for i in range(40)]
+    stops = []
+    for worker_id in [*watched, "wrk_busy"]:
+
+        def record(notice: object, worker_id: str = worker_id) -> None:
+            got.setdefault(worker_id, []).append(getattr(notice, "seq", -1))
+            if worker_id == watched[17]:
+                arrived.set()
+
+        stops.append(stores.feed.listen(worker_id, record))
+    await stores.feed.replay(watched[0], 0)  # waits until its listener is live
+    await asyncio.sleep(0.2)
+    lost = watched[17]
+    await client.set(keys.feed_seq(lost), "41")
+    await client.xadd(keys.feed_log(lost), {"n": '{"type": "ping"}'}, id="41-0")
+
+    async def busy() -> None:
+        while True:
+            await stores.feed.publish("wrk_busy", {"type": "ping"})
+            await asyncio.sleep(0.05)
+
+    chatter = asyncio.create_task(busy())
+    try:
+        async with asyncio.timeout(5.0):
+            await arrived.wait()
+    finally:
+        chatter.cancel()
+        for stop in stops:
+            stop()
+    assert got[lost] == [41]
+    assert len(got["wrk_busy"]) >= 2
