@@ -49,6 +49,15 @@ IdFactory = Callable[[str], str]
 REACH_RECHECK_S = 5.0
 """A worker staying inside one H3 cell is matched against open jobs this often."""
 
+OPEN_JOBS_RECHECK_S = 1.0
+"""How long an answer to "does the organisation have open jobs?" is reused.
+
+A fix is matched against open jobs only when the organisation has some; the
+answer is asked of the store at most this often per organisation (a job
+posted through this process counts at once, one posted through another
+instance reaches late joiners here up to this much later).
+"""
+
 MAX_FIX_SKEW_S = 30.0
 """A fix stamped further than this in the future is refused (phone clock wrong)."""
 
@@ -82,6 +91,7 @@ class DispatchService:
         self._ids = ids
         self.engine = OfferEngine(config, lambda: ids("off"))
         self._reach_checked: dict[str, tuple[int, float]] = {}
+        self._open_jobs_seen: dict[str, tuple[float, bool]] = {}
 
     # -- organisations and workers ---------------------------------------------
 
@@ -158,6 +168,7 @@ class DispatchService:
             job.id, org_id, now, "created", {"lat": lat, "lng": lng, "skills": sorted(job.skills)}
         )
         await self.stores.jobs.add_job(job, created)
+        self._open_jobs_seen[org_id] = (now, True)
         try:
             async with self.stores.jobs.transaction(job.id) as book:
                 if book.job.wave != 0:
@@ -369,7 +380,7 @@ class DispatchService:
     async def _offer_open_jobs(self, worker: Worker, now: float) -> None:
         """Offer ``worker`` the open jobs whose current wave reaches them."""
         fix = worker.fix
-        if fix is None:
+        if fix is None or not await self._has_open_jobs(worker.org_id, now):
             return
         near = await self.stores.jobs.open_jobs_near(
             worker.org_id, fix.lat, fix.lng, self.config.max_radius_m
@@ -387,6 +398,16 @@ class DispatchService:
                 )
                 job = book.job
             await self._announce(job, out)
+
+    async def _has_open_jobs(self, org_id: str, now: float) -> bool:
+        """The store's answer, reused for ``OPEN_JOBS_RECHECK_S``."""
+        seen = self._open_jobs_seen.get(org_id)
+        if seen is None or not 0 <= now - seen[0] < OPEN_JOBS_RECHECK_S:
+            seen = self._open_jobs_seen[org_id] = (
+                now,
+                await self.stores.jobs.has_open_jobs(org_id),
+            )
+        return seen[1]
 
     async def _withdraw_offers(self, worker_id: str) -> None:
         """Close every pending offer of a worker who is no longer available."""

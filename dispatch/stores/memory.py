@@ -219,6 +219,10 @@ class MemoryJobStore:
     async def next_deadline(self) -> float | None:
         return self._deadlines[0][0] if self._deadlines else None
 
+    async def has_open_jobs(self, org_id: str) -> bool:
+        index = self._open.get(org_id)
+        return index is not None and len(index) > 0
+
     async def open_jobs_near(
         self, org_id: str, lat: float, lng: float, radius_m: float
     ) -> list[Nearby]:

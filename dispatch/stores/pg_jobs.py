@@ -228,6 +228,12 @@ class PgJobStore:
         )
         return deadline
 
+    async def has_open_jobs(self, org_id: str) -> bool:
+        found = await self._q.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM jobs WHERE org_id = $1 AND state = 'open')", org_id
+        )
+        return bool(found)
+
     async def open_jobs_near(
         self, org_id: str, lat: float, lng: float, radius_m: float
     ) -> list[Nearby]:

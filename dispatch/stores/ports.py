@@ -125,6 +125,10 @@ class JobStore(Protocol):
         """Open jobs of the organisation within ``radius_m``, nearest first."""
         ...
 
+    async def has_open_jobs(self, org_id: str) -> bool:
+        """Whether the organisation has any open job at all (a cheap check)."""
+        ...
+
 
 class LocationIndex(Protocol):
     """Where every on-duty worker is, by H3 cell, per organisation."""

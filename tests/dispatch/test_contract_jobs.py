@@ -119,6 +119,21 @@ async def test_transaction_persists_the_book(backend: Backend) -> None:
     assert dict(history[1].data) == {"wave": 1, "offered": [a.id, b.id]}
 
 
+async def test_has_open_jobs_follows_the_jobs_state(backend: Backend) -> None:
+    """``has_open_jobs`` is per organisation and turns false once no job is open."""
+    stores = backend.stores
+    org, other = await add_org(stores), await add_org(stores)
+    assert await stores.jobs.has_open_jobs(org.id) is False
+    job = await add_job(stores, org.id)
+    assert await stores.jobs.has_open_jobs(org.id) is True
+    assert await stores.jobs.has_open_jobs(other.id) is False
+    async with stores.jobs.transaction(job.id) as book:
+        book.job.state, book.job.wave_deadline = JobState.CANCELLED, None
+        book.job.version += 1
+        book.log += [event(book, "cancelled", 240.0)]
+    assert await stores.jobs.has_open_jobs(org.id) is False
+
+
 async def test_transaction_rolls_back_on_exception(backend: Backend) -> None:
     """When the block raises, nothing it did to the job, offers or log is kept."""
     stores = backend.stores

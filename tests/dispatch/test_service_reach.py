@@ -6,7 +6,7 @@ import math
 
 from dispatch.config import DispatchConfig
 from dispatch.models import Availability, WorkerKind
-from dispatch.service import REACH_RECHECK_S, DispatchService
+from dispatch.service import OPEN_JOBS_RECHECK_S, REACH_RECHECK_S, DispatchService
 from dispatch.stores.memory import memory_stores
 from geo import latlng_to_cell
 
@@ -88,3 +88,25 @@ async def test_a_known_snapshot_saves_the_read_and_is_returned_with_the_new_fix(
     assert after.fix is not None
     assert (after.fix.lat, after.fix.lng) == north(600)
     assert await pending(service, mover) == 1
+
+
+async def test_a_job_posted_elsewhere_reaches_late_joiners_within_the_open_jobs_recheck() -> None:
+    """Another instance's new job is matched here once OPEN_JOBS_RECHECK_S has passed."""
+    clock = Clock()
+    config = DispatchConfig(wave_size=5, offer_timeout_s=600.0, radii_m=(RADIUS,))
+    stores = memory_stores(9, 64)
+    here, elsewhere = DispatchService(stores, config, clock), DispatchService(stores, config, clock)
+    org, _ = await here.create_org("City")
+    mover, _ = await here.create_worker(org.id, "mover", WorkerKind.EMPLOYEE, [])
+    await here.set_status(mover.id, Availability.AVAILABLE)
+    await here.report_location(mover.id, *north(5000))  # no open job yet: remembered here
+    anchor, _ = await elsewhere.create_worker(org.id, "anchor", WorkerKind.EMPLOYEE, [])
+    await elsewhere.set_status(anchor.id, Availability.AVAILABLE)
+    await elsewhere.report_location(anchor.id, *north(10))
+    await elsewhere.post_job(org.id, "Leak", *SITE)  # offered to the anchor
+    clock.now += OPEN_JOBS_RECHECK_S / 2
+    await here.report_location(mover.id, *north(600))  # another cell, in reach
+    assert await pending(here, mover.id) == 0, "the remembered answer is still fresh"
+    clock.now += OPEN_JOBS_RECHECK_S
+    await here.report_location(mover.id, *north(50))  # another cell again
+    assert await pending(here, mover.id) == 1
