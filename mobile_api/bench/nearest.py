@@ -56,6 +56,8 @@ WARM_UP = 50
 MIN_SAMPLES = 50
 GOAL_P99_S = 1e-3
 GOAL_SPEEDUP = 100.0
+GOAL_REDIS_P99_S = 3e-3
+"""The Redis-backed index at GOAL_SIZE: p99 at most this, and no slower than GEOSEARCH."""
 GOAL_GROWTH = 3.0
 GOAL_SIZE = 100_000
 
@@ -444,8 +446,20 @@ def _rows_for_size(ctx: Context, res: dict[str, Any]) -> list[Row]:
                 Row("nearest", f"{prefix}: {name}", status=status, note=got.get(status, ""))
             )
             continue
-        if got["agree_with_brute"] < res["checked"] // 2:
+        # GEOSEARCH ranks by Redis's own sphere, so near-ties may differ from
+        # haversine; the H3 index must agree exactly.
+        exact = name == "Redis H3 LocationIndex"
+        needed = res["checked"] if exact else res["checked"] // 2
+        if got["agree_with_brute"] < needed:
             raise RuntimeError(f"nearest at {n}: {name} disagrees with brute force: {got}")
+        goal, met = "", None
+        if exact and n == GOAL_SIZE and "p50_s" in redis:
+            goal = f"p99 ≤ {fmt_time_s(GOAL_REDIS_P99_S)}, p50 and p99 ≤ GEOSEARCH's"
+            met = ctx.goal_met(
+                got["p99_s"] <= GOAL_REDIS_P99_S
+                and got["p50_s"] <= redis["p50_s"]
+                and got["p99_s"] <= redis["p99_s"]
+            )
         rows.append(
             Row(
                 "nearest",
@@ -456,6 +470,8 @@ def _rows_for_size(ctx: Context, res: dict[str, Any]) -> list[Row]:
                     f"{fmt_speedup(brute['p50_s'] / got['p50_s'])} / "
                     f"{fmt_speedup(brute['p99_s'] / got['p99_s'])}"
                 ),
+                goal=goal,
+                met=met,
                 values={
                     "p50_s": got["p50_s"],
                     "p99_s": got["p99_s"],
