@@ -233,10 +233,15 @@ class DispatchService:
             raise InvalidInput("accuracy_m must be a non-negative number")
         worker = known if known is not None else await self._worker(worker_id)
         fix = Fix(lat, lng, accuracy_m, at)
-        await self.stores.workers.set_fix(worker.org_id, worker_id, fix)
+        stored = self.stores.workers.set_fix(worker.org_id, worker_id, fix)
         worker.fix = fix
-        if worker.availability is Availability.AVAILABLE:
-            cell = await self.stores.locations.upsert(worker.org_id, worker_id, lat, lng)
+        if worker.availability is not Availability.AVAILABLE:
+            await stored
+        else:
+            try:  # the fix and the index move may share one round trip
+                cell = await self.stores.locations.upsert(worker.org_id, worker_id, lat, lng)
+            finally:
+                await stored
             fresh = now - at <= self.config.fix_max_age_s
             if fresh and self._reach_due(worker_id, cell, now):
                 await self._offer_open_jobs(worker, now)

@@ -25,7 +25,7 @@ and passes the same contract tests. Rules every implementation keeps:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -78,8 +78,13 @@ class WorkerStore(Protocol):
         """The workers that exist among ``worker_ids`` (any organisation)."""
         ...
 
-    async def set_fix(self, org_id: str, worker_id: str, fix: Fix) -> None:
-        """Record the worker's last fix; ``org_id`` must be the worker's own organisation."""
+    def set_fix(self, org_id: str, worker_id: str, fix: Fix) -> Awaitable[None]:
+        """Record the worker's last fix; ``org_id`` must be the worker's own organisation.
+
+        A store may submit the write when called and let the awaitable only
+        wait for it, so a caller can start further writes (an index move)
+        before awaiting it, and they share one round trip. Always await it.
+        """
         ...
 
     async def set_availability(self, worker_id: str, availability: Availability) -> None: ...

@@ -22,7 +22,7 @@ callers:
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from typing import Any, Protocol
@@ -153,7 +153,7 @@ class Q:
 class FixCache(Protocol):
     """Where the workers' last fixes live (hot state, outside PostgreSQL)."""
 
-    async def set_fix(self, org_id: str, worker_id: str, fix: Fix) -> None: ...
+    def set_fix(self, org_id: str, worker_id: str, fix: Fix) -> Awaitable[None]: ...
 
     async def get_fixes(self, wanted: Mapping[str, Sequence[str]]) -> Mapping[str, Fix]:
         """The last fixes of ``{org id: worker ids}`` (absent: none known)."""
@@ -250,8 +250,8 @@ class PgWorkerStore:
         found = {r["id"]: _worker(r, fixes.get(r["id"])) for r in rows}
         return {w: found[w] for w in ids if w in found}
 
-    async def set_fix(self, org_id: str, worker_id: str, fix: Fix) -> None:
-        await self._fixes.set_fix(org_id, worker_id, fix)
+    def set_fix(self, org_id: str, worker_id: str, fix: Fix) -> Awaitable[None]:
+        return self._fixes.set_fix(org_id, worker_id, fix)
 
     async def set_availability(self, worker_id: str, availability: Availability) -> None:
         await self._q.execute(

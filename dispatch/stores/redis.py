@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -195,9 +195,13 @@ class RedisWriter:
         self._task: asyncio.Task[None] | None = None
         self._closed = False
 
-    async def set_fix(self, org_id: str, worker_id: str, fix: Fix) -> None:
-        """Store the worker's last fix in its organisation's ``fixes`` hash."""
-        await self._submit(_Op("f", org_id, worker_id, value=encode_fix(fix)))
+    def set_fix(self, org_id: str, worker_id: str, fix: Fix) -> asyncio.Future[None]:
+        """Store the worker's last fix in its organisation's ``fixes`` hash.
+
+        The write is queued when called (writes queued in the same tick share
+        a pipeline); the returned future resolves once it has executed.
+        """
+        return self._enqueue(_Op("f", org_id, worker_id, value=encode_fix(fix)))
 
     async def upsert(
         self, org_id: str, worker_id: str, cell: str, place: str, lat: float, lng: float
@@ -215,13 +219,16 @@ class RedisWriter:
         await self._submit(_Op("r", org_id, worker_id))
 
     async def _submit(self, op: _Op) -> None:
+        await self._enqueue(op)
+
+    def _enqueue(self, op: _Op) -> asyncio.Future[None]:
         if self._closed:
             raise Unavailable("the Redis writer is closed")
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queue.append((op, done))
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="fieldcloud-redis-writer")
-        await done
+        return done
 
     async def _run(self) -> None:
         try:
@@ -302,8 +309,8 @@ class RedisFixes:
         self._keys = keys
         self._writer = writer
 
-    async def set_fix(self, org_id: str, worker_id: str, fix: Fix) -> None:
-        await self._writer.set_fix(org_id, worker_id, fix)
+    def set_fix(self, org_id: str, worker_id: str, fix: Fix) -> Awaitable[None]:
+        return self._writer.set_fix(org_id, worker_id, fix)
 
     async def get_fixes(self, wanted: Mapping[str, Sequence[str]]) -> Mapping[str, Fix]:
         """The last fixes of ``{org id: worker ids}``, one pipeline for all orgs."""
