@@ -103,7 +103,7 @@ from geo.distance import EARTH_RADIUS_M
 from geo.errors import InvalidArgument
 from geo.members import CellMembers, K, OrderedKey
 
-__all__ = ["K", "Neighbor", "OrderedKey", "reach_m", "search"]
+__all__ = ["K", "Neighbor", "OrderedKey", "reach_m", "search", "validate_limit", "validate_radius"]
 
 # haversine_m's constants, so that the inline kernel below reproduces it exactly.
 _RADIANS = math.pi / 180.0
@@ -297,14 +297,16 @@ def _rows(
     return [(key, *positions[key]) for key in members]
 
 
-def _validate_limit(limit: int | None) -> None:
+def validate_limit(limit: int | None) -> None:
+    """Raise ``InvalidArgument`` unless ``limit`` is ``None`` or an int >= 0."""
     if limit is None:
         return
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
         raise InvalidArgument(f"k must be an int >= 0, got {limit!r}")
 
 
-def _validate_radius(radius_m: float) -> None:
+def validate_radius(radius_m: float) -> None:
+    """Raise ``InvalidArgument`` unless ``radius_m`` is a number >= 0 (inf allowed)."""
     if (
         isinstance(radius_m, bool)
         or not isinstance(radius_m, int | float)
@@ -332,8 +334,8 @@ def search(
     the algorithm, its correctness argument and its cost.
     """
     validate_latlng(lat, lng)
-    _validate_limit(limit)
-    _validate_radius(radius_m)
+    validate_limit(limit)
+    validate_radius(radius_m)
     origin = latlng_to_cell(lat, lng, resolution)
     if limit == 0 or not members_by_cell:
         return []

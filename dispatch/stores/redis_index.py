@@ -41,8 +41,7 @@ import redis.asyncio as aioredis
 from geo import Cell, latlng_to_cell, validate_latlng
 from geo.cells import center_and_circumradius_m
 from geo.distance import EARTH_RADIUS_M, haversine_m
-from geo.errors import InvalidArgument
-from geo.search import reach_m
+from geo.search import reach_m, validate_limit, validate_radius
 
 from .keys import Keys
 from .ports import Nearby
@@ -245,17 +244,8 @@ class RedisLocationIndex:
         predicate: Callable[[str], bool] | None = None,
     ) -> list[Nearby]:
         validate_latlng(lat, lng)
-        if isinstance(k, bool) or not isinstance(k, int) or k < 0:
-            raise InvalidArgument(f"k must be an int >= 0, got {k!r}")
-        if (
-            isinstance(max_radius_m, bool)
-            or not isinstance(max_radius_m, int | float)
-            or math.isnan(max_radius_m)
-            or max_radius_m < 0
-        ):
-            raise InvalidArgument(
-                f"radius must be a number >= 0 (inf allowed), got {max_radius_m!r}"
-            )
+        validate_limit(k)
+        validate_radius(max_radius_m)
         if k == 0:
             return []
         radius = min(float(max_radius_m), _FARTHEST_M)
