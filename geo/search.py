@@ -94,8 +94,7 @@ import functools
 import heapq
 import math
 from collections.abc import Callable, Collection, Iterable, Mapping
-from dataclasses import dataclass
-from typing import Generic
+from typing import Generic, NamedTuple
 
 from geo.cells import Cell, center_and_circumradius_m, grid_neighbors, latlng_to_cell
 from geo.coords import validate_latlng
@@ -125,9 +124,12 @@ _SCREEN_ABSOLUTE_SLACK_RAD = 1e-12
 _DISC_CACHE_SIZE = 1 << 16
 
 
-@dataclass(frozen=True, slots=True)
-class Neighbor(Generic[K]):
-    """A member found by a query, with its haversine distance from the query point."""
+class Neighbor(NamedTuple, Generic[K]):
+    """A member found by a query, with its haversine distance from the query point.
+
+    A named tuple: building one costs a third of a frozen dataclass, and a
+    query builds ``k`` of them.
+    """
 
     key: K
     distance_m: float
@@ -144,6 +146,15 @@ def _disc(cell: Cell) -> tuple[float, float, float, float]:
     lat, lng, circumradius = center_and_circumradius_m(cell)
     phi = lat * _RADIANS
     return phi, math.cos(phi), lng, reach_m(circumradius)
+
+
+@functools.lru_cache(maxsize=_DISC_CACHE_SIZE)
+def _neighbor_discs(cell: Cell) -> tuple[tuple[Cell, float, float, float, float], ...]:
+    """``(neighbor, *_disc(neighbor))`` for each grid neighbour of ``cell``; memoised.
+
+    The walk reads a popped cell's neighbours and their geometry in one lookup.
+    """
+    return tuple((n, *_disc(n)) for n in grid_neighbors(cell))
 
 
 def reach_m(circumradius: float) -> float:
@@ -356,7 +367,7 @@ def _walk(
     populated = len(members_by_cell)
     get = members_by_cell.get
     sin, asin, sqrt = math.sin, math.asin, math.sqrt
-    heappush, heappop, disc = heapq.heappush, heapq.heappop, _disc
+    heappush, heappop, neighbor_discs = heapq.heappush, heapq.heappop, _neighbor_discs
     phi, cos_phi, lng = ranking.phi, ranking.cos_phi, ranking.lng
     heap: list[tuple[float, Cell]] = [(-math.inf, origin)]
     seen = {origin}
@@ -370,12 +381,11 @@ def _walk(
             ranking.scan(_rows(members, positions))
         popped.add(cell)
         bound = ranking.bound
-        for neighbor in grid_neighbors(cell):
+        for neighbor, c_phi, c_cos, c_lng, reach in neighbor_discs(cell):
             if neighbor in seen:
                 continue
             seen.add(neighbor)
             # _Ranking.lower_bound(neighbor), inlined (the walk's hottest lines).
-            c_phi, c_cos, c_lng, reach = disc(neighbor)
             s = sin((c_phi - phi) * 0.5)
             t = sin((c_lng - lng) * _RADIANS * 0.5)
             a = s * s + cos_phi * c_cos * t * t
