@@ -13,7 +13,8 @@ from typing import Any
 
 import httpx
 import pytest
-from cluster import WAIT_S, ClusterEnv, Instance, Phone, cluster_env, free_port
+
+from tests.cluster.cluster import WAIT_S, ClusterEnv, Instance, Phone, cluster_env, free_port
 
 LYON = (45.7640, 4.8357)
 

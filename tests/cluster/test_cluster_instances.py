@@ -9,8 +9,9 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 
 import pytest
-from cluster import Instance, Phone, cluster_env
 from websockets.exceptions import ConnectionClosed
+
+from tests.cluster.cluster import Instance, Phone, cluster_env
 
 LYON = (45.7640, 4.8357)
 

@@ -3,24 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator
-
-import pytest
-from backends import BACKENDS, LOG_SIZE, Backend, ServiceEnv, new_id, open_backend, service_env
+from collections.abc import Callable
 
 from dispatch.stores.ports import LoggedNotice
-
-
-@pytest.fixture(scope="module")
-def services() -> Iterator[ServiceEnv]:
-    yield from service_env()
-
-
-@pytest.fixture(params=BACKENDS)
-async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
-    env = request.getfixturevalue("services") if request.param == "production" else None
-    async with open_backend(request.param, env) as opened:
-        yield opened
+from tests.dispatch.backends import (
+    LOG_SIZE,
+    Backend,
+    new_id,
+)
 
 
 class Inbox(list[LoggedNotice]):

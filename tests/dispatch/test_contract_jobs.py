@@ -4,21 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 
 import pytest
-from backends import (
-    BACKENDS,
-    Backend,
-    ServiceEnv,
-    add_job,
-    add_org,
-    add_worker,
-    new_id,
-    open_backend,
-    service_env,
-)
 
 from dispatch.config import DispatchConfig
 from dispatch.errors import NotEligible, NotFound, OfferClosed
@@ -27,18 +15,13 @@ from dispatch.offers import JobBook
 from dispatch.service import DispatchService
 from dispatch.stores.ports import Stores
 from geo import haversine_m
-
-
-@pytest.fixture(scope="module")
-def services() -> Iterator[ServiceEnv]:
-    yield from service_env()
-
-
-@pytest.fixture(params=BACKENDS)
-async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
-    env = request.getfixturevalue("services") if request.param == "production" else None
-    async with open_backend(request.param, env) as opened:
-        yield opened
+from tests.dispatch.backends import (
+    Backend,
+    add_job,
+    add_org,
+    add_worker,
+    new_id,
+)
 
 
 def offer_for(book: JobBook, worker_id: str, expires_at: float = 260.0) -> Offer:

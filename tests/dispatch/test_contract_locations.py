@@ -4,29 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Iterator
 
 import pytest
-from backends import BACKENDS, RESOLUTION, Backend, ServiceEnv, open_backend, service_env
 
 from dispatch.stores.memory import MemoryLocationIndex
 from dispatch.stores.ports import LocationIndex, Nearby
 from geo import GeoError, haversine_m
+from tests.dispatch.backends import (
+    RESOLUTION,
+    Backend,
+)
 
 ORG = "org_loc"
 BERLIN = (52.52, 13.405)
-
-
-@pytest.fixture(scope="module")
-def services() -> Iterator[ServiceEnv]:
-    yield from service_env()
-
-
-@pytest.fixture(params=BACKENDS)
-async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
-    env = request.getfixturevalue("services") if request.param == "production" else None
-    async with open_backend(request.param, env) as opened:
-        yield opened
 
 
 def brute_force(

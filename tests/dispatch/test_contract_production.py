@@ -4,12 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
 import redis.asyncio as aioredis
-from backends import (
+
+from dispatch.errors import Unavailable
+from dispatch.models import Fix
+from dispatch.stores.keys import Keys
+from dispatch.stores.migrate import MigrationError, migrate, migrations
+from dispatch.stores.pg_jobs import PgJobStore
+from dispatch.stores.postgres import PgWorkerStore, Q
+from dispatch.stores.production import open_production_stores
+from dispatch.stores.redis import RedisFixes, RedisWriter
+from dispatch.stores.redis_feed import RedisWorkerFeed
+from dispatch.stores.redis_index import RedisLocationIndex
+from tests.dispatch.backends import (
     REDIS_URL,
     RESOLUTION,
     Backend,
@@ -23,27 +34,10 @@ from backends import (
     new_id,
     open_backend,
     pg_dsn,
-    service_env,
 )
-
-from dispatch.errors import Unavailable
-from dispatch.models import Fix
-from dispatch.stores.keys import Keys
-from dispatch.stores.migrate import MigrationError, migrate, migrations
-from dispatch.stores.pg_jobs import PgJobStore
-from dispatch.stores.postgres import PgWorkerStore, Q
-from dispatch.stores.production import open_production_stores
-from dispatch.stores.redis import RedisFixes, RedisWriter
-from dispatch.stores.redis_feed import RedisWorkerFeed
-from dispatch.stores.redis_index import RedisLocationIndex
 
 DEAD_PG = "postgresql://postgres:secret@127.0.0.1:1/nowhere"
 DEAD_REDIS = "redis://127.0.0.1:1/0"
-
-
-@pytest.fixture(scope="module")
-def services() -> Iterator[ServiceEnv]:
-    yield from service_env()
 
 
 @pytest.fixture

@@ -3,33 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
 
 import pytest
-from backends import (
-    BACKENDS,
+
+from dispatch.models import Availability, Fix, Organisation
+from tests.dispatch.backends import (
     Backend,
-    ServiceEnv,
     add_org,
     add_worker,
     new_id,
-    open_backend,
-    service_env,
 )
-
-from dispatch.models import Availability, Fix, Organisation
-
-
-@pytest.fixture(scope="module")
-def services() -> Iterator[ServiceEnv]:
-    yield from service_env()
-
-
-@pytest.fixture(params=BACKENDS)
-async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
-    env = request.getfixturevalue("services") if request.param == "production" else None
-    async with open_backend(request.param, env) as opened:
-        yield opened
 
 
 async def test_org_round_trip(backend: Backend) -> None:

@@ -1,44 +1,23 @@
 """Presence in Redis, many claims per call: ``claim_many`` and ``refresh_many``.
 
 Against the real Redis (``backends.REDIS_URL``), under a prefix of the test's own
-that is removed afterwards. ``BATCH`` is made small so that every call spans
-several script runs.
+that is removed afterwards. The ``presence`` fixture (``tests/conftest.py``)
+makes ``BATCH`` small so that every call spans several script runs.
 """
 
 from __future__ import annotations
 
 import asyncio
-import secrets
-from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
-from backends import REDIS_URL, new_id
 
 from dispatch.errors import Unavailable
-from dispatch.stores import redis_presence
 from dispatch.stores.keys import Keys
 from dispatch.stores.redis_presence import RedisPresence
+from tests.dispatch.backends import new_id
 
 DEAD_REDIS = "redis://127.0.0.1:1/0"
-
-
-@pytest.fixture
-async def presence(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[RedisPresence]:
-    monkeypatch.setattr(redis_presence, "BATCH", 2)
-    client = aioredis.Redis.from_url(REDIS_URL, decode_responses=True)
-    keys = Keys(f"fieldcloud_test_{secrets.token_hex(4)}")
-    try:
-        await client.ping()
-    except OSError as exc:
-        pytest.fail(f"Redis does not answer at {REDIS_URL}: {exc!r}", pytrace=False)
-    try:
-        yield RedisPresence(client, keys)
-    finally:
-        found = [k async for k in client.scan_iter(match=keys.pattern(), count=1000)]
-        if found:
-            await client.delete(*found)
-        await client.aclose()
 
 
 async def test_claim_many_takes_every_worker_and_returns_the_previous_holders(

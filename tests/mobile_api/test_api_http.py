@@ -6,7 +6,8 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import ADMIN_TOKEN, PARIS, LiveServer, Org
+
+from tests.mobile_api.live import ADMIN_TOKEN, PARIS, LiveServer, Org
 
 JOB = {"title": "Fix lamp", "lat": PARIS[0], "lng": PARIS[1]}
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import PARIS, LiveServer, StartServer, offset, types_of
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
+
+from tests.mobile_api.live import PARIS, LiveServer, StartServer, offset, types_of
 
 SKILL = "electrical"
 

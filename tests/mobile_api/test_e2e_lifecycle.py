@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from conftest import PARIS, StartServer, offset, pending_all, types_of
-
 from dispatch.config import DispatchConfig
+from tests.mobile_api.live import PARIS, StartServer, offset, pending_all, types_of
 
 SKILL = "electrical"
 

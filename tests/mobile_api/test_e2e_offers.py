@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from conftest import (
+from dispatch.config import DispatchConfig
+from tests.mobile_api.live import (
     PARIS,
     Frame,
     LiveServer,
@@ -17,8 +18,6 @@ from conftest import (
     pending_all,
     types_of,
 )
-
-from dispatch.config import DispatchConfig
 
 SKILL = "electrical"
 

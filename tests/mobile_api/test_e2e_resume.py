@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from conftest import PARIS, StartServer, offset, types_of
-
 from dispatch.config import DispatchConfig
+from tests.mobile_api.live import PARIS, StartServer, offset, types_of
 
 SKILL = "electrical"
 

@@ -6,9 +6,8 @@ import asyncio
 import time
 from datetime import UTC, datetime
 
-from conftest import PARIS, StartServer, haversine_m, offset, pending_all, types_of
-
 from dispatch.config import DispatchConfig
+from tests.mobile_api.live import PARIS, StartServer, haversine_m, offset, pending_all, types_of
 
 SKILL = "electrical"
 

@@ -19,14 +19,12 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from dispatch.stores import redis_presence
 from dispatch.stores.keys import Keys
 from dispatch.stores.redis_presence import RedisPresence
 from mobile_api.errors import CLOSE_SUPERSEDED
 from mobile_api.presence import PresenceKeeper
 from mobile_api.runtime import Session
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
 EVERY_S = 0.1
 WAIT_S = 10.0
 
@@ -52,25 +50,6 @@ async def eventually(check: Callable[[], Awaitable[object]], within_s: float = W
             if await check():
                 return
             await asyncio.sleep(EVERY_S / 4)
-
-
-@pytest.fixture
-async def presence(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[RedisPresence]:
-    """Presence in the shared Redis under a fresh prefix (removed afterwards)."""
-    monkeypatch.setattr(redis_presence, "BATCH", 2)
-    client = aioredis.Redis.from_url(REDIS_URL, decode_responses=True)
-    keys = Keys(f"fieldcloud_test_{secrets.token_hex(4)}")
-    try:
-        await client.ping()
-    except OSError as exc:
-        pytest.fail(f"Redis does not answer at {REDIS_URL}: {exc!r}", pytrace=False)
-    try:
-        yield RedisPresence(client, keys)
-    finally:
-        found = [k async for k in client.scan_iter(match=keys.pattern(), count=1000)]
-        if found:
-            await client.delete(*found)
-        await client.aclose()
 
 
 @pytest.fixture
