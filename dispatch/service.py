@@ -221,7 +221,10 @@ class DispatchService:
         one); passing it saves a store read per fix, and its ``fix`` is updated
         in place. Returns the worker as now known, with the new fix. Open jobs
         are looked for when the worker enters another H3 cell, and at least
-        every ``REACH_RECHECK_S`` within one.
+        every ``REACH_RECHECK_S`` within one; when that lookup finds a store
+        unavailable the fix still counts (it is stored) and the lookup is
+        retried with the next fix. ``Unavailable`` is raised when the worker
+        could not be read (no ``known``) or the fix or index move not stored.
         """
         _check_position(lat, lng)
         now = self.clock()
@@ -244,7 +247,13 @@ class DispatchService:
                 await stored
             fresh = now - at <= self.config.fix_max_age_s
             if fresh and self._reach_due(worker_id, cell, now):
-                await self._offer_open_jobs(worker, now)
+                try:
+                    await self._offer_open_jobs(worker, now)
+                except Unavailable as exc:
+                    # The fix is stored; the lookup is retried with the next fix,
+                    # and open jobs also reach the worker through their waves.
+                    self._reach_checked.pop(worker_id, None)
+                    log.warning("open jobs near worker %s not looked up: %s", worker_id, exc)
         return worker
 
     def _reach_due(self, worker_id: str, cell: int, now: float) -> bool:

@@ -235,6 +235,18 @@ class Phone:
                 if frame["type"] == kind:
                     return frame
 
+    async def pending(self) -> list[dict[str, Any]]:
+        """Every frame that arrives before the ``pong`` to a ``ping`` sent now.
+
+        Frames are handled in order per socket, so these are the answers to
+        everything sent before, and the notices already on their way.
+        """
+        await self.send({"type": "ping"})
+        frames = []
+        while (frame := await self.recv())["type"] != "pong":
+            frames.append(frame)
+        return frames
+
     async def on_duty(self, lat: float, lng: float) -> None:
         """Go available at a position, and wait until the server has both."""
         await self.send({"type": "status", "status": "available"})

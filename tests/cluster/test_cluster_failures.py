@@ -1,4 +1,4 @@
-"""Failures: an instance killed mid-offer, and Redis gone and back."""
+"""Failures: an instance killed mid-offer, Redis gone and back, PostgreSQL cut off and back."""
 
 from __future__ import annotations
 
@@ -14,7 +14,9 @@ from typing import Any
 import httpx
 import pytest
 
+from dispatch.service import OPEN_JOBS_RECHECK_S
 from tests.cluster.cluster import WAIT_S, ClusterEnv, Instance, Phone, cluster_env, free_port
+from tests.cluster.link import Link
 
 LYON = (45.7640, 4.8357)
 
@@ -211,3 +213,53 @@ async def test_a_server_that_cannot_reach_redis_at_start_up_exits_with_a_clear_m
     assert "cannot start" in message
     assert "Redis" in message
     assert dead.removesuffix("/0") in message
+
+
+async def test_postgres_outage_answers_503_keeps_sockets_and_recovers_by_itself(
+    tmp_path: Path,
+) -> None:
+    """PostgreSQL gone for one instance (its link cut): job calls answer 503 with a JSON
+    body, the phone's socket stays open, its fixes are still taken (Redis) and an accept
+    is told ``unavailable``; once the link is back the instance recovers by itself and
+    the resent accept wins the job."""
+    async with cluster_env() as env, Link("127.0.0.1", 5432) as link:
+        through_link = env.database_url.replace(":5432/", f":{link.port}/")
+        inst = Instance(ClusterEnv(through_link, env.redis_url, env.key_prefix), "a", tmp_path)
+        try:
+            await inst.start()
+            key = await inst.create_org()
+            _, token = await inst.create_worker(key, "Ann", [])
+            async with Phone.connect(inst.ws_url, token) as phone:
+                await phone.on_duty(LYON[0] + 0.001, LYON[1])
+                before = await inst.post_job(key, *LYON)
+                first = await phone.recv_type("offer")
+                assert first["job"]["id"] == before["id"]
+
+                link.cut()
+                await wait_status(inst, "/readyz", 503)
+                async with inst.client(key) as c:
+                    during = await c.post(
+                        "/v1/jobs", json={"title": "During", "lat": LYON[0], "lng": LYON[1]}
+                    )
+                    read = await c.get(f"/v1/jobs/{before['id']}")
+                assert during.status_code == 503, during.text
+                assert during.json()["error"]["code"] == "unavailable"
+                assert read.status_code == 503, read.text
+                # Past the open-jobs cache and in another cell, the fix makes the
+                # service look for open jobs in PostgreSQL: the fix still counts.
+                await asyncio.sleep(OPEN_JOBS_RECHECK_S + 0.1)
+                await phone.send({"type": "location", "lat": LYON[0] + 0.02, "lng": LYON[1]})
+                assert [f["type"] for f in await phone.pending()] == []
+                await phone.send({"type": "accept", "offer_id": first["offer_id"]})
+                error = await phone.recv_type("error")
+                assert error["code"] == "unavailable"
+
+                link.mend()
+                await wait_status(inst, "/readyz", 200)
+                assigned = await accept_retrying(phone, first["offer_id"])
+                assert assigned["job_id"] == before["id"]
+            stored = await inst.get_job(key, before["id"])
+            assert stored["state"] == "assigned"
+            assert [e["kind"] for e in stored["history"]] == ["created", "wave", "assigned"]
+        finally:
+            await inst.stop()
