@@ -5,11 +5,11 @@ logs, presence). Every key comes from ``keys.Keys``. Rules for callers:
 
 * Make the client with ``decode_responses=True``; the stores read strings.
 * Location writes go through one ``RedisWriter`` per process: everything
-  submitted while a pipeline is in flight (or during the same event-loop
-  tick) goes out together as the next pipeline, so Redis round trips do not
-  bound ingest. A write returns once its pipeline has executed (a group
-  commit), so a caller reads its own writes, and errors reach the caller.
-  Writes of one process are applied in submission order.
+  submitted to a lane while its pipeline is in flight (or during the same
+  event-loop tick) goes out together as the lane's next pipeline, so Redis
+  round trips do not bound ingest. A write returns once its pipeline has
+  executed (a group commit), so a caller reads its own writes, and errors
+  reach the caller. Writes of one worker are applied in submission order.
 * Connection failures surface as ``dispatch.errors.Unavailable``.
 """
 
@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import Awaitable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -168,15 +168,20 @@ class _Op:
 
 
 class RedisWriter:
-    """Group-commits hot writes: one pipeline per batch, one batch in flight.
+    """Group-commits hot writes: one pipeline per batch, one batch in flight per lane.
 
-    A batch is what was submitted while the previous pipeline ran (at least
-    one event-loop tick, plus ``delay_s`` if set), up to ``max_batch`` writes.
-    Costs per location report, in Redis commands: a share of one ``EVALSHA``
-    per organisation per batch, which writes the batch's fixes and index
-    moves (inside Redis: ``HSET`` for the fix, ``HGET`` + ``HSET`` for the
-    move, plus ``HDEL``/``HLEN``/``SREM``/``SADD``/``HSET`` when the worker
-    changed cell).
+    Writes are spread over ``lanes`` lanes by worker id; each lane sends one
+    pipeline at a time, so Redis executes one lane's batch while the server
+    builds the next lane's. A batch is what was submitted to its lane while
+    the lane's previous pipeline ran (at least one event-loop tick, plus
+    ``delay_s`` if set), up to ``max_batch`` writes. The writes of one worker
+    always take the same lane, so they are applied in submission order;
+    writes of different workers may be applied in any order (every write
+    this backend makes is correct in either order). Costs per location
+    report, in Redis commands: a share of one ``EVALSHA`` per organisation
+    per batch, which writes the batch's fixes and index moves (inside Redis:
+    ``HSET`` for the fix, ``HGET`` + ``HSET`` for the move, plus
+    ``HDEL``/``HLEN``/``ZREM``/``GEOADD``/``HSET`` when the worker changed cell).
     """
 
     def __init__(
@@ -186,13 +191,13 @@ class RedisWriter:
         *,
         delay_s: float = 0.0,
         max_batch: int = 2_000,
+        lanes: int = 2,
     ) -> None:
+        if lanes < 1:
+            raise ValueError(f"lanes must be >= 1, got {lanes}")
         self._redis = client
         self._keys = keys
-        self._delay_s = delay_s
-        self._max_batch = max_batch
-        self._queue: list[tuple[_Op, asyncio.Future[None]]] = []
-        self._task: asyncio.Task[None] | None = None
+        self._lanes = [_Lane(self._flush, delay_s, max_batch, n) for n in range(lanes)]
         self._closed = False
 
     def set_fix(self, org_id: str, worker_id: str, fix: Fix) -> asyncio.Future[None]:
@@ -212,48 +217,18 @@ class RedisWriter:
         circumradius in metres (with slack), exact ``repr`` floats.
         """
         pos = f"{float(lat)!r},{float(lng)!r}"
-        await self._submit(_Op("u", org_id, worker_id, cell, place, pos))
+        await self._enqueue(_Op("u", org_id, worker_id, cell, place, pos))
 
     async def remove(self, org_id: str, worker_id: str) -> None:
         """Take the worker out of the organisation's index."""
-        await self._submit(_Op("r", org_id, worker_id))
-
-    async def _submit(self, op: _Op) -> None:
-        await self._enqueue(op)
+        await self._enqueue(_Op("r", org_id, worker_id))
 
     def _enqueue(self, op: _Op) -> asyncio.Future[None]:
         if self._closed:
             raise Unavailable("the Redis writer is closed")
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue.append((op, done))
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="fieldcloud-redis-writer")
-        return done
-
-    async def _run(self) -> None:
-        try:
-            while self._queue:
-                if self._delay_s > 0:
-                    await asyncio.sleep(self._delay_s)
-                else:
-                    await asyncio.sleep(0)  # let this tick's writers join the batch
-                batch = self._queue[: self._max_batch]
-                del self._queue[: self._max_batch]
-                try:
-                    await self._flush([op for op, _ in batch])
-                except BaseException as exc:
-                    error = exc if isinstance(exc, Exception) else Unavailable("writer stopped")
-                    for _, done in batch:
-                        if not done.done():
-                            done.set_exception(error)
-                    if not isinstance(exc, Exception):
-                        raise
-                else:
-                    for _, done in batch:
-                        if not done.done():
-                            done.set_result(None)
-        finally:
-            self._task = None
+        lanes = self._lanes
+        lane = lanes[hash(op.worker_id) % len(lanes)] if len(lanes) > 1 else lanes[0]
+        return lane.enqueue(op)
 
     async def _flush(self, ops: Sequence[_Op]) -> None:
         with redis_errors():
@@ -292,9 +267,63 @@ class RedisWriter:
     async def aclose(self) -> None:
         """Refuse new writes and wait for the ones already submitted."""
         self._closed = True
-        task = self._task
-        if task is not None:
-            await asyncio.gather(task, return_exceptions=True)
+        tasks = [lane.task for lane in self._lanes if lane.task is not None]
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+class _Lane:
+    """One queue of a :class:`RedisWriter` and the task that drains it, a pipeline at a time."""
+
+    __slots__ = ("_delay_s", "_flush", "_max_batch", "_number", "_queue", "task")
+
+    def __init__(
+        self,
+        flush: Callable[[Sequence[_Op]], Awaitable[None]],
+        delay_s: float,
+        max_batch: int,
+        number: int,
+    ) -> None:
+        self._flush = flush
+        self._delay_s = delay_s
+        self._max_batch = max_batch
+        self._number = number
+        self._queue: list[tuple[_Op, asyncio.Future[None]]] = []
+        self.task: asyncio.Task[None] | None = None
+
+    def enqueue(self, op: _Op) -> asyncio.Future[None]:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.append((op, done))
+        if self.task is None:
+            self.task = asyncio.create_task(
+                self._run(), name=f"fieldcloud-redis-writer-{self._number}"
+            )
+        return done
+
+    async def _run(self) -> None:
+        try:
+            while self._queue:
+                if self._delay_s > 0:
+                    await asyncio.sleep(self._delay_s)
+                else:
+                    await asyncio.sleep(0)  # let this tick's writers join the batch
+                batch = self._queue[: self._max_batch]
+                del self._queue[: self._max_batch]
+                try:
+                    await self._flush([op for op, _ in batch])
+                except BaseException as exc:
+                    error = exc if isinstance(exc, Exception) else Unavailable("writer stopped")
+                    for _, done in batch:
+                        if not done.done():
+                            done.set_exception(error)
+                    if not isinstance(exc, Exception):
+                        raise
+                else:
+                    for _, done in batch:
+                        if not done.done():
+                            done.set_result(None)
+        finally:
+            self.task = None
 
 
 class RedisFixes:

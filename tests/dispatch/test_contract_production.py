@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import asyncpg
 import pytest
@@ -291,3 +293,33 @@ async def test_a_notice_whose_wake_up_is_lost_arrives_by_the_rolling_sweep(
             stop()
     assert got[lost] == [41]
     assert len(got["wrk_busy"]) >= 2
+
+
+async def test_writes_of_one_worker_land_in_order_across_writer_lanes(backend: Backend) -> None:
+    """Moves and removals submitted in one tick for many workers (spread over the writer's
+    lanes, with later writes queued while earlier batches are in flight) end in each
+    worker's last state: a worker's writes are applied in the order submitted."""
+    stores = backend.stores
+    org = await add_org(stores)
+    workers = [f"wrk_order_{i:03d}" for i in range(120)]
+    rng = random.Random(7)
+    last: dict[str, tuple[float, float] | None] = {}
+    pending: list[asyncio.Future[Any]] = []
+    for step in range(6):
+        for worker_id in workers:
+            if rng.random() < 0.3:
+                pending.append(asyncio.ensure_future(stores.locations.remove(org.id, worker_id)))
+                last[worker_id] = None
+            else:
+                lat, lng = 52.5 + rng.uniform(-0.05, 0.05), 13.4 + rng.uniform(-0.05, 0.05)
+                move = stores.locations.upsert(org.id, worker_id, lat, lng)
+                pending.append(asyncio.ensure_future(move))
+                last[worker_id] = (lat, lng)
+        if step % 2:
+            await asyncio.sleep(0)  # let a batch leave while more are submitted
+    await asyncio.gather(*pending)
+    found = {
+        hit.key: (hit.lat, hit.lng)
+        for hit in await stores.locations.nearest(org.id, 52.5, 13.4, 1_000, 50_000.0)
+    }
+    assert found == {w: p for w, p in last.items() if p is not None}
