@@ -10,6 +10,8 @@ logs, presence). Every key comes from ``keys.Keys``. Rules for callers:
   round trips do not bound ingest. A write returns once its pipeline has
   executed (a group commit), so a caller reads its own writes, and errors
   reach the caller. Writes of one worker are applied in submission order.
+  Worker ids must not hold a tab or a newline (a batch travels as
+  tab-separated lines; such an id is refused with ``ValueError``).
 * Connection failures surface as ``dispatch.errors.Unavailable``.
 """
 
@@ -88,10 +90,11 @@ MOVE_SCRIPT = Script(
     f"""
 -- Write one organisation's batch of last fixes and index moves, atomically.
 -- KEYS: where hash, populated-cells geo set, polar hash, reach string, fixes
--- hash, then the cell hashes written. ARGV[1] = the cell key prefix, then
--- groups of four: op ('f' fix / 'u' upsert / 'r' remove), worker id, the
--- cell ('u': "hex lng lat reach", its center and circumradius), value (the
--- encoded fix for 'f', "lat,lng" for 'u').
+-- hash, then the cell hashes written. ARGV[1] = the cell key prefix, ARGV[2]
+-- = the writes, one line each of four tab-separated fields: op ('f' fix /
+-- 'u' upsert / 'r' remove), worker id, the cell ('u': "hex lng lat reach",
+-- its center and circumradius), value (the encoded fix for 'f', "lat,lng"
+-- for 'u').
 -- Old cells come from the where hash; they share the slot (org tag).
 local where, geo, polar, reach_key, fixes = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local prefix = ARGV[1]
@@ -117,16 +120,15 @@ local function enter(cell, lng, lat, r)
     grown = true
   end
 end
-for i = 2, #ARGV, 4 do
-  local op, w = ARGV[i], ARGV[i + 1]
+for op, w, place, value in string.gmatch(ARGV[2], '(%a)\\t([^\\t]*)\\t([^\\t]*)\\t([^\\n]*)\\n') do
   if op == 'f' then
-    redis.call('HSET', fixes, w, ARGV[i + 3])
+    redis.call('HSET', fixes, w, value)
   else
     local old = redis.call('HGET', where, w)
     if op == 'u' then
-      local cell, lng, lat, r = string.match(ARGV[i + 2], '^(%S+) (%S+) (%S+) (%S+)$')
+      local cell, lng, lat, r = string.match(place, '^(%S+) (%S+) (%S+) (%S+)$')
       if old and old ~= cell then leave(old, w) end
-      redis.call('HSET', prefix .. cell, w, ARGV[i + 3])
+      redis.call('HSET', prefix .. cell, w, value)
       if old ~= cell then
         redis.call('HSET', where, w, cell)
         enter(cell, lng, lat, r)
@@ -226,6 +228,9 @@ class RedisWriter:
     def _enqueue(self, op: _Op) -> asyncio.Future[None]:
         if self._closed:
             raise Unavailable("the Redis writer is closed")
+        if "\t" in op.worker_id or "\n" in op.worker_id:
+            # A batch goes to Redis as tab-separated lines (see MOVE_SCRIPT).
+            raise ValueError(f"worker id {op.worker_id!r} holds a tab or a newline")
         lanes = self._lanes
         lane = lanes[hash(op.worker_id) % len(lanes)] if len(lanes) > 1 else lanes[0]
         return lane.enqueue(op)
@@ -258,10 +263,12 @@ class RedisWriter:
                 keys.fixes(org_id),
                 *written,
             ]
-            args: list[str] = [prefix]
-            for op in org_ops:
-                args += (op.kind, op.worker_id, op.place, op.value)
-            pipe.evalsha(MOVE_SCRIPT.sha, len(script_keys), *script_keys, *args)
+            # One argument for the whole batch: redis-py packs each argument in
+            # Python, a joined string in one C call.
+            writes = "".join(
+                [f"{op.kind}\t{op.worker_id}\t{op.place}\t{op.value}\n" for op in org_ops]
+            )
+            pipe.evalsha(MOVE_SCRIPT.sha, len(script_keys), *script_keys, prefix, writes)
         return pipe
 
     async def aclose(self) -> None:

@@ -323,3 +323,16 @@ async def test_writes_of_one_worker_land_in_order_across_writer_lanes(backend: B
         for hit in await stores.locations.nearest(org.id, 52.5, 13.4, 1_000, 50_000.0)
     }
     assert found == {w: p for w, p in last.items() if p is not None}
+
+
+async def test_a_worker_id_that_would_break_a_batch_is_refused(backend: Backend) -> None:
+    """Writes travel to Redis as tab-separated lines: an id with a tab or newline is refused
+    before anything is queued, and the other workers' writes are unaffected."""
+    stores = backend.stores
+    org = await add_org(stores)
+    for bad in ("wrk\tx", "wrk\nx"):
+        with pytest.raises(ValueError, match="tab or a newline"):
+            await stores.locations.upsert(org.id, bad, 52.5, 13.4)
+    await stores.locations.upsert(org.id, "wrk_fine", 52.5, 13.4)
+    hits = await stores.locations.nearest(org.id, 52.5, 13.4, 5, 1_000.0)
+    assert [h.key for h in hits] == ["wrk_fine"]
