@@ -231,9 +231,7 @@ class RedisWriter:
         if "\t" in op.worker_id or "\n" in op.worker_id:
             # A batch goes to Redis as tab-separated lines (see MOVE_SCRIPT).
             raise ValueError(f"worker id {op.worker_id!r} holds a tab or a newline")
-        lanes = self._lanes
-        lane = lanes[hash(op.worker_id) % len(lanes)] if len(lanes) > 1 else lanes[0]
-        return lane.enqueue(op)
+        return self._lanes[hash(op.worker_id) % len(self._lanes)].enqueue(op)
 
     async def _flush(self, ops: Sequence[_Op]) -> None:
         with redis_errors():

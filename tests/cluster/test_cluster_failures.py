@@ -85,6 +85,22 @@ async def test_killing_the_socket_holder_loses_neither_the_job_nor_a_notice(
             await asyncio.gather(a.stop(), b.stop())
 
 
+@contextlib.asynccontextmanager
+async def offered(
+    inst: Instance,
+) -> AsyncIterator[tuple[str, Phone, dict[str, Any], dict[str, Any]]]:
+    """An organisation (its key), a phone on duty ~110 m from LYON, a job posted at LYON and
+    the phone's offer for it; the phone stays connected inside the block."""
+    key = await inst.create_org()
+    _, token = await inst.create_worker(key, "Ann", [])
+    async with Phone.connect(inst.ws_url, token) as phone:
+        await phone.on_duty(LYON[0] + 0.001, LYON[1])
+        job = await inst.post_job(key, *LYON)
+        offer = await phone.recv_type("offer")
+        assert offer["job"]["id"] == job["id"]
+        yield key, phone, job, offer
+
+
 async def accept_retrying(phone: Phone, offer_id: str) -> dict[str, Any]:
     """Accept as a phone does after an outage: resend while told ``unavailable``.
 
@@ -149,14 +165,7 @@ async def test_redis_outage_answers_503_then_recovers_by_itself_without_losing_a
     """While Redis is down the service answers 503 and keeps its sockets; when Redis is back it
     recovers by itself, and every job — also one posted during the outage — is dispatched."""
     inst, port, procs = redis_instance
-    key = await inst.create_org()
-    _, token = await inst.create_worker(key, "Ann", [])
-    async with Phone.connect(inst.ws_url, token) as phone:
-        await phone.on_duty(LYON[0] + 0.001, LYON[1])
-        before = await inst.post_job(key, *LYON)
-        first = await phone.recv_type("offer")
-        assert first["job"]["id"] == before["id"]
-
+    async with offered(inst) as (key, phone, before, first):
         procs[-1].kill()
         procs[-1].wait()
         await wait_status(inst, "/readyz", 503)
@@ -227,14 +236,7 @@ async def test_postgres_outage_answers_503_keeps_sockets_and_recovers_by_itself(
         inst = Instance(ClusterEnv(through_link, env.redis_url, env.key_prefix), "a", tmp_path)
         try:
             await inst.start()
-            key = await inst.create_org()
-            _, token = await inst.create_worker(key, "Ann", [])
-            async with Phone.connect(inst.ws_url, token) as phone:
-                await phone.on_duty(LYON[0] + 0.001, LYON[1])
-                before = await inst.post_job(key, *LYON)
-                first = await phone.recv_type("offer")
-                assert first["job"]["id"] == before["id"]
-
+            async with offered(inst) as (key, phone, before, first):
                 link.cut()
                 await wait_status(inst, "/readyz", 503)
                 async with inst.client(key) as c:
