@@ -32,9 +32,9 @@ test: $(VENV)/.installed-test
 ## bench: the benchmark (a few minutes); prints a table, writes bench-results/bench.json
 bench: $(VENV)/.installed-test
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
-	$(BIN)/python -m mobile_api.bench --json bench-results/bench.json
+	$(BIN)/python -m bench --json bench-results/bench.json
 bench-quick: $(VENV)/.installed-test
-	$(BIN)/python -m mobile_api.bench --quick --json bench-results/bench-quick.json
+	$(BIN)/python -m bench --quick --json bench-results/bench-quick.json
 
 ## check: lint and type-check
 check: lint typecheck

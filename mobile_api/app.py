@@ -5,9 +5,10 @@ lifespan starts. The lifespan opens the stores (in-process, or PostgreSQL +
 Redis in production), builds the ``DispatchService``, starts the deadline
 ticker, and on shutdown tears it all down in order (see ``lifespan``).
 
-The phone socket (``WS /v1/ws/worker``) is served ahead of Starlette's routing
-and middleware (``FieldcloudApp``): it carries every location fix, and each
-idle phone holds its handler's task for as long as it is connected.
+The websocket endpoints (``routes.SOCKETS``: the phone socket
+``WS /v1/ws/worker``) are served ahead of Starlette's routing and middleware
+(``FieldcloudApp``): they carry every location fix, and each idle client holds
+its handler's task for as long as it is connected.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from dispatch.errors import DispatchError
@@ -32,40 +32,30 @@ from dispatch.service import Clock, DispatchService
 from dispatch.stores.memory import memory_stores
 from dispatch.stores.ports import Stores
 
-from . import http_api, worker_socket
 from .errors import ApiError, error_response, handle_api_error, handle_dispatch_error
 from .presence import PresenceKeeper
+from .routes import ROUTES, SOCKETS
 from .runtime import Runtime
 from .settings import Settings
 
 log = logging.getLogger("fieldcloud")
 
-ROUTES = [
-    Route("/healthz", http_api.healthz, methods=["GET"]),
-    Route("/readyz", http_api.readyz, methods=["GET"]),
-    Route("/v1/orgs", http_api.create_org, methods=["POST"]),
-    Route("/v1/workers", http_api.create_worker, methods=["POST"]),
-    Route("/v1/workers/{worker_id}", http_api.get_worker, methods=["GET"]),
-    Route("/v1/jobs", http_api.create_job, methods=["POST"]),
-    Route("/v1/jobs/{job_id}", http_api.get_job, methods=["GET"]),
-    Route("/v1/jobs/{job_id}/cancel", http_api.cancel_job, methods=["POST"]),
-    # WS /v1/ws/worker: see FieldcloudApp below.
-]
-
 
 class FieldcloudApp(Starlette):
-    """Starlette, with the phone socket served as a raw ASGI endpoint ahead of it.
+    """Starlette, with the socket endpoints served as raw ASGI callables ahead of it.
 
-    A websocket scope for ``worker_socket.PATH`` goes straight to
-    ``worker_socket.worker_socket``; everything else (HTTP, the lifespan, other
-    websocket paths) goes through Starlette's middleware and routes.
+    A websocket scope whose path is in ``routes.SOCKETS`` goes straight to its
+    endpoint; everything else (HTTP, the lifespan, unknown websocket paths)
+    goes through Starlette's middleware and routes.
     """
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "websocket" and _route_path(scope) == worker_socket.PATH:
-            await worker_socket.worker_socket(self.state.runtime, scope, receive, send)
-        else:
-            await super().__call__(scope, receive, send)
+        if scope["type"] == "websocket":
+            endpoint = SOCKETS.get(_route_path(scope))
+            if endpoint is not None:
+                await endpoint(self.state.runtime, scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
 
 
 def _route_path(scope: Scope) -> str:

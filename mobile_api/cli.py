@@ -76,7 +76,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
+    from .demo.run import run_demo
 
     settings = _settings(args)
     return asyncio.run(run_demo(settings, workers=args.workers, duration_s=args.duration))
@@ -97,7 +97,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_phone(args: argparse.Namespace) -> int:
-    from .phone import run_phone
+    from .demo.phone import run_phone
 
     return asyncio.run(run_phone(args.url, args.token, args.last_seq))
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import io
 
-from mobile_api.demo import simulate
+from mobile_api.demo.run import simulate
+from mobile_api.demo.simulator import SimConfig
 from mobile_api.settings import Settings
-from mobile_api.simulator import SimConfig
 
 
 async def test_small_fleet_gets_jobs_assigned_and_completed() -> None:

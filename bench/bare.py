@@ -7,7 +7,7 @@ every frame with the phone decoder (msgspec, the same schema validation) and
 answers ``ping`` with ``pong``; nothing else. What fieldcloud does per frame
 beyond that is what the ingest ratio measures. ``/healthz`` answers 200.
 
-Run by the bench as ``python -m mobile_api.bench.bare --port N``.
+Run by the bench as ``python -m bench.bare --port N``.
 """
 
 from __future__ import annotations
@@ -25,10 +25,9 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from dispatch.notices import iso
-
-from ..schemas import PingMsg, encoder, phone_decoder
-from ..server import build_server
-from ..settings import Settings
+from mobile_api.schemas import PingMsg, encoder, phone_decoder
+from mobile_api.server import build_server
+from mobile_api.settings import Settings
 
 
 async def healthz(request: Request) -> Response:
@@ -64,7 +63,7 @@ def create_bare_app() -> Starlette:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mobile_api.bench.bare")
+    parser = argparse.ArgumentParser(prog="python -m bench.bare")
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args(argv)
     settings = Settings(host="127.0.0.1", port=args.port)

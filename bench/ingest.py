@@ -10,7 +10,7 @@ about 15 m per fix around its own spot in the city, so some fixes change
 H3 cell, as a driving technician's do.
 
 The same agents run first against the bare websocket server
-(:mod:`mobile_api.bench.bare`, same uvicorn configuration): its rate is the
+(:mod:`bench.bare`, same uvicorn configuration): its rate is the
 ceiling of the stack, and the figure of each mode (memory, PostgreSQL + Redis)
 is reported as a share of that one ceiling. Over the measured window the CPU
 share of every process is recorded (servers, agents, and in production mode

@@ -1,11 +1,11 @@
-"""``python -m mobile_api.bench [--quick] [--json P] [--scenarios ..] [--mode ..] [--profile D]``.
+"""``python -m bench [--quick] [--json P] [--scenarios ..] [--mode ..] [--profile D]``.
 
 Runs the selected scenarios (all by default) in the selected modes (memory
 and production = PostgreSQL + Redis by default), prints one Markdown table on
 stdout, writes every figure to a JSON file, and shows a progress bar on
 stderr. Production mode gets a database and a Redis key prefix of its own,
 created first and removed last, also after a failure, Ctrl-C or SIGTERM
-(:mod:`mobile_api.bench.services`). Exit status: 0 when every selected
+(:mod:`bench.services`). Exit status: 0 when every selected
 scenario ran (goals met or not), 1 when one failed (its row says so; the
 server logs are kept and named) or PostgreSQL/Redis do not answer in
 production mode (nothing runs then), 2 for bad usage, 130 after Ctrl-C and
@@ -62,7 +62,7 @@ CROSS_INSTANCES = 2
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m mobile_api.bench",
+        prog="python -m bench",
         description="fieldcloud benchmarks: each figure beside its baseline, in one table",
     )
     p.add_argument("--quick", action="store_true", help="small and short, for CI (about 25 s)")

@@ -36,7 +36,7 @@ import httpx
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
-from .demo_city import (
+from .city import (
     LYON,
     City,
     Point,

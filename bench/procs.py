@@ -2,11 +2,11 @@
 
 * :class:`ServerProcess` starts ``fieldcloud serve`` (``python -m mobile_api.cli
   serve``) with its settings in environment variables, exactly as an operator
-  would, or the bare ceiling server (:mod:`mobile_api.bench.bare`) under the
+  would, or the bare ceiling server (:mod:`bench.bare`) under the
   same uvicorn configuration. The storage mode is in the environment the caller
   passes: nothing for ``memory``; ``DATABASE_URL``, ``REDIS_URL`` and
   ``FIELDCLOUD_KEY_PREFIX`` for ``production``
-  (:meth:`mobile_api.bench.services.Services.env`). Start-up waits for
+  (:meth:`bench.services.Services.env`). Start-up waits for
   ``/healthz`` and checks that the server reports the expected mode.
 * :class:`Agent` is a load generator in its own process (``spawn`` start
   method, uvloop inside), driven by request/reply messages over a pipe.
@@ -126,7 +126,7 @@ class ServerProcess:
             env.update(mode_env or {})
             argv = [sys.executable, "-m", "mobile_api.cli", "serve"]
         else:
-            argv = [sys.executable, "-m", "mobile_api.bench.bare", "--port", str(port)]
+            argv = [sys.executable, "-m", "bench.bare", "--port", str(port)]
         log_path = workdir / f"{name}.log"
         proc = _spawn(argv, env, log_path)
         server = cls(kind, proc, port, log_path, token)

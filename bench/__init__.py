@@ -1,6 +1,6 @@
 """Benchmarks of fieldcloud, each figure beside a baseline measured in the same run.
 
-Run ``python -m mobile_api.bench`` (a few minutes) or ``--quick`` (seconds, CI);
+Run ``python -m bench`` (a few minutes) or ``--quick`` (seconds, CI);
 docs/benchmarks.md has the table and what bounds each figure. The server runs
 in its own process, started like ``fieldcloud serve`` with its settings in the
 environment; load comes from separate agent processes over loopback. Every

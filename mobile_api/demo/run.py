@@ -40,10 +40,10 @@ from typing import Any, TextIO
 import httpx
 import uvicorn
 
-from .app import create_app
-from .demo_city import random_work_order
-from .server import build_server
-from .settings import Settings
+from ..app import create_app
+from ..server import build_server
+from ..settings import Settings
+from .city import random_work_order
 from .simulator import Fleet, SimConfig, SimStats
 
 ORG_NAME = "Ville de Lyon - field maintenance"

@@ -1,6 +1,6 @@
 """The quick benchmark runs end to end, in both modes, and cleans up after itself.
 
-It runs ``python -m mobile_api.bench --quick --json PATH`` as a subprocess,
+It runs ``python -m bench --quick --json PATH`` as a subprocess,
 exactly as CI and a developer would, and reads the JSON it writes. No goal is
 asserted here: a quick run is too small and too short for the goals, which
 are stated for the full run (docs/benchmarks.md). What must hold is that
@@ -31,8 +31,8 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
-from mobile_api.bench.runner import COLUMNS, SCENARIOS
-from mobile_api.bench.services import DEFAULT_ADMIN_DSN, DEFAULT_REDIS_URL
+from bench.runner import COLUMNS, SCENARIOS
+from bench.services import DEFAULT_ADMIN_DSN, DEFAULT_REDIS_URL
 
 pytestmark = pytest.mark.services
 
@@ -48,7 +48,7 @@ PRODUCTION_ROWS = {
 
 
 def _bench(*args: str) -> list[str]:
-    return [sys.executable, "-m", "mobile_api.bench", *args]
+    return [sys.executable, "-m", "bench", *args]
 
 
 def _stop(proc: subprocess.Popen[str]) -> None:

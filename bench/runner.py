@@ -41,7 +41,7 @@ MODES = ("memory", "production")
 """Server storage modes: in-process stores, or PostgreSQL + Redis (``production``).
 
 In ``production`` the servers share the run's own database and Redis key
-prefix (:mod:`mobile_api.bench.services`), created before the first scenario
+prefix (:mod:`bench.services`), created before the first scenario
 and removed after the last.
 """
 

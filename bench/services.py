@@ -5,7 +5,7 @@ on the PostgreSQL server of ``admin_dsn`` (which must allow ``CREATE
 DATABASE``), applies the migrations with :func:`dispatch.stores.migrate.migrate`,
 and picks a Redis key prefix of the same name. :func:`drop_services` drops the
 database (``WITH (FORCE)``: connections still open are cut) and deletes every
-key under the prefix (``SCAN`` + ``DEL``). ``python -m mobile_api.bench`` creates
+key under the prefix (``SCAN`` + ``DEL``). ``python -m bench`` creates
 them before the first scenario and drops them in a ``finally`` that also runs
 after a failure, Ctrl-C (SIGINT) or SIGTERM; only ``kill -9`` leaves them
 behind (then: ``DROP DATABASE fieldcloud_bench_… WITH (FORCE)`` and

@@ -40,8 +40,8 @@ from dispatch.models import Availability, JobState, Worker
 from dispatch.notices import iso
 from dispatch.stores.ports import LoggedNotice
 
-from .auth import require_worker
-from .errors import (
+from ..auth import require_worker
+from ..errors import (
     CLOSE_INTERNAL,
     ApiError,
     error_body,
@@ -51,8 +51,8 @@ from .errors import (
     ws_error,
     ws_error_for,
 )
-from .runtime import Runtime, Session
-from .schemas import (
+from ..runtime import Runtime, Session
+from ..schemas import (
     PHONE_TYPES,
     AcceptMsg,
     DeclineMsg,

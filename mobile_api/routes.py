@@ -1,0 +1,38 @@
+"""Every endpoint the server answers, in plain view.
+
+``ROUTES`` is Starlette's list of HTTP routes (through its middleware and
+exception handlers). ``SOCKETS`` maps each websocket path to a raw ASGI
+endpoint that ``app.FieldcloudApp`` serves ahead of Starlette: sockets carry
+the hot traffic (every location fix) and each connected client holds its
+handler for as long as it stays, so they skip the routing and middleware
+layers. A new socket is one line in ``SOCKETS``; its endpoint takes the
+``Runtime`` and the ASGI ``scope, receive, send``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from .resources import health, jobs, orgs, workers
+from .runtime import Runtime
+from .sockets import worker
+
+SocketEndpoint = Callable[[Runtime, Scope, Receive, Send], Awaitable[None]]
+
+ROUTES = [
+    Route("/healthz", health.healthz, methods=["GET"]),
+    Route("/readyz", health.readyz, methods=["GET"]),
+    Route("/v1/orgs", orgs.create_org, methods=["POST"]),
+    Route("/v1/workers", workers.create_worker, methods=["POST"]),
+    Route("/v1/workers/{worker_id}", workers.get_worker, methods=["GET"]),
+    Route("/v1/jobs", jobs.create_job, methods=["POST"]),
+    Route("/v1/jobs/{job_id}", jobs.get_job, methods=["GET"]),
+    Route("/v1/jobs/{job_id}/cancel", jobs.cancel_job, methods=["POST"]),
+]
+
+SOCKETS: dict[str, SocketEndpoint] = {
+    worker.PATH: worker.worker_socket,
+}
