@@ -1,4 +1,9 @@
-"""``/v1/workers``: an organisation's technicians and their device tokens."""
+"""``/v1/workers``: an organisation's technicians and their device tokens.
+
+``GET /v1/workers/{id}`` adds ``connected``: whether the worker's phone holds a
+socket right now (``status`` is the last availability it reported, which
+stays as it was when the phone goes away).
+"""
 
 from __future__ import annotations
 
@@ -24,4 +29,4 @@ async def get_worker(request: Request) -> Response:
     rt = runtime(request)
     org = await require_org(request.headers, rt.service, rt.admin_token)
     worker = await rt.service.get_worker(org.id, request.path_params["worker_id"])
-    return json_response(worker_view(worker))
+    return json_response({**worker_view(worker), "connected": await rt.connected(worker.id)})
