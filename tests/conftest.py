@@ -11,7 +11,7 @@ import redis.asyncio as aioredis
 from dispatch.stores import redis_presence
 from dispatch.stores.keys import Keys
 from dispatch.stores.redis_presence import RedisPresence
-from tests.dispatch.backends import REDIS_URL
+from tests.services import REDIS_URL
 
 
 @pytest.fixture
