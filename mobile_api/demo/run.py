@@ -345,7 +345,8 @@ class Console:
         rate = self._fix_rate(now)
         current = (
             f"{elapsed:4.0f}s now: {c.connected} online = {c.available} available"
-            f" + {c.busy} busy + {c.off_duty} on a break | {s.jobs_open} jobs waiting"
+            f" + {c.busy} busy + {c.off_duty} on a break | {s.jobs_open} job"
+            f"{'' if s.jobs_open == 1 else 's'} waiting"
             f" | {rate:.0f} loc/s"
         )
         total = (
@@ -565,7 +566,7 @@ class HandPhones:
         site = here.moved(self.DISTANCE_M, self._rng.uniform(0.0, 2 * math.pi))
         skills = worker["skills"][:1]
         body = {
-            "title": f"Street light out (for {worker['name']})",
+            "title": f"Street light out, for {worker['name']}",
             "lat": round(site.lat, 6),
             "lng": round(site.lng, 6),
             "skills": skills,
@@ -580,9 +581,8 @@ class HandPhones:
         self._jobs[worker["id"]] = job["id"]
         self.posted.append(job["id"])
         self._say(
-            f"work order for {worker['name']}: {job['id']} {body['title']!r},"
-            f" {self.DISTANCE_M:.0f} m away; the simulated fleet leaves it to you:"
-            " type `accept` when the offer arrives"
+            f"work order for {worker['name']}: {job['id']}, {self.DISTANCE_M:.0f} m away,"
+            " left to you by the simulated fleet: type `accept` when its offer arrives"
         )
 
 

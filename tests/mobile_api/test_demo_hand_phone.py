@@ -98,7 +98,7 @@ async def test_the_fleet_leaves_the_hand_driven_phone_its_work_order() -> None:
             await ws.send(json.dumps({"type": "status", "status": "available"}))
             await ws.send(json.dumps({"type": "location", "lat": SQUARE.lat, "lng": SQUARE.lng}))
             offer = await recv_until(
-                ws, lambda f: f["type"] == "offer" and "(for You" in f["job"]["title"]
+                ws, lambda f: f["type"] == "offer" and "for You" in f["job"]["title"]
             )
             job_id = offer["job"]["id"]
             said = await out.wait_for(rf"work order for (.*): {job_id}")  # and for whom
