@@ -41,8 +41,17 @@ SHORTHANDS: tuple[tuple[str, str], ...] = (
 )
 """What a typed line may be: (usage, what it does). ``--help`` prints this table."""
 
-USAGE = {usage.split()[0]: usage for usage, _ in SHORTHANDS}
-USAGE.update({"busy": "busy", "off": "off"})
+USAGE = {
+    "available": "available",
+    "busy": "busy",
+    "off": "off",
+    "loc": "loc LAT LNG",
+    "accept": "accept [OFFER]",
+    "decline": "decline [OFFER]",
+    "go": "go [JOB] STATE",
+    "ping": "ping",
+}
+"""Each shorthand's usage line, by its first word."""
 
 
 class UsageError(ValueError):
@@ -135,7 +144,10 @@ def translate(line: str, state: PhoneState | None = None) -> dict[str, Any] | st
         if args:
             raise _usage(word, "no argument")
         return {"type": "ping"}
-    raise UsageError(f"not understood: {line!r}; one of: {', '.join(USAGE)} (or raw JSON)")
+    raise UsageError(
+        f"not understood: {line!r}; type one of {', '.join(USAGE)}, or a JSON frame"
+        " (fieldcloud phone --help)"
+    )
 
 
 def _read_lines(stdin: TextIO, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[str]) -> None:

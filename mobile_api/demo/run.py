@@ -489,6 +489,8 @@ class HandPhones:
         stats: SimStats,
         say: Callable[[str], None],
         rng: random.Random,
+        *,
+        fix_max_age_s: float,
         every_s: float = 1.0,
     ) -> None:
         self._client = client
@@ -498,13 +500,13 @@ class HandPhones:
         self._say = say
         self._rng = rng
         self._every_s = every_s
+        self._fix_max_age_s = fix_max_age_s
         self._jobs: dict[str, str] = {}
         """Worker id → the open job posted for it."""
         self._hinted: set[str] = set()
         self._foreign: set[str] = set()
         """Connected workers of other organisations (not the demo's business)."""
         self._task: asyncio.Task[None] | None = None
-        self.posted: list[str] = []
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="hand-phones")
@@ -558,8 +560,10 @@ class HandPhones:
             return
         await self._post_near(worker, fix)
 
-    def _fresh(self, at: str, max_age_s: float = 240.0) -> bool:
-        return time.time() - datetime.fromisoformat(at).timestamp() < max_age_s
+    def _fresh(self, at: str, margin_s: float = 30.0) -> bool:
+        """Whether a fix still counts for matching, with a margin for the offer to go out."""
+        age = time.time() - datetime.fromisoformat(at).timestamp()
+        return age < self._fix_max_age_s - margin_s
 
     async def _post_near(self, worker: dict[str, Any], fix: dict[str, Any]) -> None:
         here = Point(fix["lat"], fix["lng"])
@@ -579,7 +583,6 @@ class HandPhones:
         job = response.json()
         self._stats.reserved.add(job["id"])
         self._jobs[worker["id"]] = job["id"]
-        self.posted.append(job["id"])
         self._say(
             f"work order for {worker['name']}: {job['id']}, {self.DISTANCE_M:.0f} m away,"
             " left to you by the simulated fleet: type `accept` when its offer arrives"
@@ -692,7 +695,13 @@ async def _run_world(
         feed = JobFeed(client, config, stats, rng)
         console = Console(out, fleet, stats, every_s=report_every_s)
         hands = HandPhones(
-            client, listening, fleet, stats, console.say, random.Random(rng.random())
+            client,
+            listening,
+            fleet,
+            stats,
+            console.say,
+            random.Random(rng.random()),
+            fix_max_age_s=settings.dispatch.fix_max_age_s,
         )
         fleet.start()
         console.start()

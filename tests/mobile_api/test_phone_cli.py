@@ -48,6 +48,11 @@ def test_accept_and_go_default_to_the_newest_offer_and_the_assigned_job() -> Non
         ("accept", "usage: accept [OFFER] (no offer received yet; give an offer id)"),
         ("accept a b", "usage: accept [OFFER] (at most one offer id)"),
         ("available now", "usage: available (no argument)"),
+        (
+            "hello",
+            "not understood: 'hello'; type one of available, busy, off, loc, accept, decline,"
+            " go, ping, or a JSON frame (fieldcloud phone --help)",
+        ),
     ],
 )
 def test_a_bad_shorthand_gets_its_usage_line(line: str, usage: str) -> None:
