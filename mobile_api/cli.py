@@ -78,8 +78,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo.run import run_demo
+    from .logs import configure_logging
 
     settings = _settings(args)
+    # Warnings only unless asked: the live summary is the demo's output.
+    configure_logging(settings.log_level or "warning")
     return asyncio.run(run_demo(settings, workers=args.workers, duration_s=args.duration))
 
 
