@@ -261,7 +261,7 @@ class Console:
     """The live summary: three lines redrawn in place on a terminal, else one line every 5 s.
 
     The figures after "now" are current; those after "so far" count since the
-    start (see ``LEGEND``). ``say`` prints a message above the summary.
+    start (``legend`` explains them). ``say`` prints a message above the summary.
     """
 
     def __init__(
@@ -296,7 +296,7 @@ class Console:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        self._emit(final=True)
+        self.show(final=True)
 
     def say(self, text: str) -> None:
         """Print ``text`` on its own line, above the summary block."""
@@ -311,9 +311,10 @@ class Console:
     async def _loop(self) -> None:
         while True:
             await asyncio.sleep(self._every_s)
-            self._emit()
+            self.show()
 
-    def _emit(self, *, final: bool = False) -> None:
+    def show(self, *, final: bool = False) -> None:
+        """Print the summary now (on a terminal, over the previous one)."""
         lines = self.lines()
         if self._tty:
             self._out.write(self._home())
@@ -403,8 +404,7 @@ def banner(
 ) -> None:
     """Where the server is, the credentials, and how to join as a technician by hand."""
     base = listening.base_url
-    centre = cfg.city.hot_spots[1].at if len(cfg.city.hot_spots) > 1 else cfg.city.centre
-    where = f"{centre.lat:.4f} {centre.lng:.4f}"
+    where = _spot(cfg)
     lines = [
         f"fieldcloud demo - {cfg.workers} simulated technicians in {cfg.city.name},"
         f" ~{cfg.jobs_per_s * 60:.0f} work orders/min, time x{cfg.time_scale:g}",
@@ -434,6 +434,13 @@ def banner(
         lines.insert(0, f"port {listening.fell_back_from} is in use; using {listening.port}")
     out.write("\n".join(lines) + "\n")
     out.flush()
+
+
+def _spot(cfg: SimConfig) -> str:
+    """A place to stand for a hand-driven phone, as ``loc`` takes it: the busiest hot spot."""
+    busiest = max(cfg.city.hot_spots, key=lambda h: h.weight, default=None)
+    at = cfg.city.centre if busiest is None else busiest.at
+    return f"{at.lat:.4f} {at.lng:.4f}"
 
 
 def _program() -> str:
@@ -496,6 +503,7 @@ class HandPhones:
         self._client = client
         self._listening = listening
         self._fleet_ids = {t.worker_id for t in fleet.technicians}
+        self._spot = _spot(fleet.config)
         self._stats = stats
         self._say = say
         self._rng = rng
@@ -555,7 +563,7 @@ class HandPhones:
                 self._hinted.add(worker_id)
                 self._say(
                     f"hand-driven phone connected: {worker['name']} ({worker_id}); type"
-                    " `available` and `loc LAT LNG` (e.g. loc 45.7640 4.8357) for a work order"
+                    f" `available` and `loc LAT LNG` (e.g. loc {self._spot}) for a work order"
                 )
             return
         await self._post_near(worker, fix)
