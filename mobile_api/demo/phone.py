@@ -227,13 +227,16 @@ async def run_phone(
             we_closed = True
             await ws.close()
         await reader
-    code = ws.close_code
-    if not we_closed:  # the server closed the socket (or the connection dropped)
-        reason = f" {ws.close_reason}" if ws.close_reason else ""
-        resume = "" if state.last_seq is None else f"; resume with --last-seq {state.last_seq}"
-        say(f"closed by the server: {code}{reason}{resume}")
-        return 0 if code == 1000 else 1
-    return 0
+    if we_closed:
+        return 0
+    resume = "" if state.last_seq is None else f"; resume with --last-seq {state.last_seq}"
+    received = ws.protocol.close_rcvd
+    if received is None:
+        say(f"the connection dropped (no close frame){resume}")
+        return 1
+    code, reason = received.code, received.reason
+    say(f"closed by the server: {code}{f' {reason}' if reason else ''}{resume}")
+    return 0 if code == 1000 else 1
 
 
 async def _receive(ws: ClientConnection, state: PhoneState, say: Callable[[str], None]) -> None:
