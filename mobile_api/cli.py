@@ -66,6 +66,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         # FIELDCLOUD_ADMIN_TOKEN to choose one instead.
         settings = dataclasses.replace(settings, admin_token=secrets.token_urlsafe(24))
         print(f"admin token (FIELDCLOUD_ADMIN_TOKEN unset): {settings.admin_token}", flush=True)
+        if settings.production:
+            print(
+                "fieldcloud: FIELDCLOUD_ADMIN_TOKEN is unset: this instance made up its own"
+                " admin token, which other instances do not accept; set it on every instance",
+                file=sys.stderr,
+                flush=True,
+            )
     if settings.production:
         problem = asyncio.run(_preflight(settings))
         if problem is not None:

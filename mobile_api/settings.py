@@ -89,7 +89,6 @@ class Settings:
             f" fix max age {d.fix_max_age_s:g} s, H3 resolution {d.resolution},"
             f" frame cap {self.max_frame_bytes} B, {self.log_size} notices kept per worker,"
             f" tick {self.tick_s:g} s, presence refresh {self.presence_refresh_s:g} s,"
-            f" admin token {'set' if self.admin_token else 'generated'},"
             f" access log {'on' if self.access_log else 'off'}"
         )
 

@@ -103,3 +103,20 @@ async def test_migrate_to_an_unreachable_server_says_so_in_one_line() -> None:
     assert err.count("\n") == 1
     assert f"PostgreSQL at postgresql://fc:***@127.0.0.1:{port}/fc cannot be reached" in err
     assert "hunter2" not in err
+
+
+async def test_serve_in_production_without_an_admin_token_warns_that_instances_disagree() -> None:
+    """A production ``serve`` that generates its admin token says the other instances will not
+    accept it (here before it fails to reach the dead services)."""
+    with socket.socket() as pg, socket.socket() as redis:
+        pg.bind(("127.0.0.1", 0))
+        redis.bind(("127.0.0.1", 0))
+        env = {
+            "DATABASE_URL": f"postgresql://fc@127.0.0.1:{pg.getsockname()[1]}/fc",
+            "REDIS_URL": f"redis://127.0.0.1:{redis.getsockname()[1]}/0",
+        }
+        code, out, err = await run_cli("serve", env=env)
+    assert code == 1
+    assert out.startswith("admin token (FIELDCLOUD_ADMIN_TOKEN unset): ")
+    assert "other instances do not accept" in err
+    assert "cannot start" in err
