@@ -54,6 +54,17 @@ USAGE = {
 """Each shorthand's usage line, by its first word."""
 
 
+CLOSE_MEANINGS = {
+    1000: "normal closure",
+    1001: "the server is going away",
+    1009: "a frame was too large",
+    1011: "the server could not keep up, or failed",
+    1012: "the server is restarting",
+    4001: "the same worker connected elsewhere",
+}
+"""What docs/protocol.md says a close code means, for a close that gives no reason."""
+
+
 class UsageError(ValueError):
     """A typed line that is not a frame; the message is a usage line."""
 
@@ -234,7 +245,7 @@ async def run_phone(
     if received is None:
         say(f"the connection dropped (no close frame){resume}")
         return 1
-    code, reason = received.code, received.reason
+    code, reason = received.code, received.reason or CLOSE_MEANINGS.get(received.code, "")
     say(f"closed by the server: {code}{f' {reason}' if reason else ''}{resume}")
     return 0 if code == 1000 else 1
 

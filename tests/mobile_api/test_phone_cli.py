@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from mobile_api.demo.phone import PhoneState, UsageError, translate
-from tests.mobile_api.live import PARIS, WAIT_S, LiveServer, offset
+from tests.mobile_api.live import PARIS, WAIT_S, LiveServer, offset, running_server
 
 
 def test_accept_and_go_default_to_the_newest_offer_and_the_assigned_job() -> None:
@@ -163,3 +163,29 @@ async def test_a_close_by_the_server_is_shown_at_once_and_ends_the_client(
         await phone.stop()
     assert closed.startswith("closed by the server: 4001 superseded")
     assert code == 1
+
+
+async def test_a_server_restart_is_named_with_the_seq_to_resume_from() -> None:
+    """When the server shuts down, the client says 1012 means a restart and which --last-seq
+    resumes where it stopped."""
+    async with running_server() as server:
+        org = await server.create_org()
+        cred = await server.create_worker(org, "Ann", ["electrical"])
+        phone = await PhoneProcess.start(server, cred.token)
+        try:
+            await phone.frame("welcome")
+            await phone.type("available")
+            await phone.type(f"loc {PARIS[0]} {PARIS[1]}")
+            await phone.type("ping")
+            await phone.frame("pong")
+            await server.post_job(org, *PARIS, skills=["electrical"])
+            offer = await phone.frame("offer")
+        except BaseException:
+            await phone.stop()
+            raise
+    try:
+        closed = await phone.line_with("closed by the server")
+    finally:
+        await phone.stop()
+    resume = f"resume with --last-seq {offer['seq']}"
+    assert closed == f"closed by the server: 1012 the server is restarting; {resume}"
