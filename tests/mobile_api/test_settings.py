@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from mobile_api.settings import Settings, SettingsError
@@ -52,3 +55,14 @@ def test_the_summary_names_the_services_without_passwords_or_the_admin_token() -
     assert "redis://:***@cache.internal:6379/0" in summary
     for secret in ("hunter2", "s3cret", "the-admin-token"):
         assert secret not in summary
+
+
+def test_docs_configuration_lists_every_variable_the_settings_read() -> None:
+    """Each environment variable ``Settings.from_environ`` reads has a row in
+    docs/configuration.md."""
+    root = Path(__file__).resolve().parents[2]
+    source = (root / "mobile_api" / "settings.py").read_text()
+    read = set(re.findall(r'env\.get\(\s*"([A-Z_]+)"', source))
+    assert {"DATABASE_URL", "FIELDCLOUD_LOG_LEVEL", "FIELDCLOUD_ACCESS_LOG"} <= read
+    doc = (root / "docs" / "configuration.md").read_text()
+    assert sorted(name for name in read if f"| `{name}` |" not in doc) == []
