@@ -8,16 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from dispatch.errors import Unavailable
 from dispatch.service import DispatchService
 from dispatch.stores.ports import Presence
 
+from .presence import PresenceKeeper
 from .settings import Settings
-
-if TYPE_CHECKING:
-    from .presence import PresenceKeeper
 
 
 class Session:
@@ -29,9 +26,9 @@ class Session:
         self.open = True
         """False once the socket is closed by either side: nothing more is sent."""
         self.holder = ""
-        """This socket's name in ``Presence`` (production only)."""
+        """This socket's name in ``Presence`` (set before ``PresenceKeeper.hold``)."""
         self.claimed = False
-        """Production only: the presence claim was made (``PresenceKeeper`` keeps it)."""
+        """The presence claim was made (``PresenceKeeper`` keeps it while open)."""
 
     async def supersede(self) -> None:
         from .errors import CLOSE_SUPERSEDED
@@ -41,20 +38,27 @@ class Session:
 
 @dataclass
 class Runtime:
-    """The live objects of one server process."""
+    """The live objects of one server process.
+
+    ``keeper`` is derived from the others; ``await keeper.aclose()`` at shutdown.
+    """
 
     settings: Settings
     service: DispatchService
     admin_token: str
     mode: str
+    presence: Presence
+    """Which socket holds which worker: across instances in production (Redis),
+    in this process otherwise (``MemoryPresence``)."""
     ping: Callable[[], Awaitable[None]] | None = None
     """Checks the backing services answer (raises ``Unavailable``); None in-process."""
-    presence: Presence | None = None
-    """Socket ownership across instances; None in-process (``sessions`` suffices)."""
-    keeper: PresenceKeeper | None = None
-    """Claims and refreshes ``presence`` for every open socket; None in-process."""
     instance_id: str = "local"
     sessions: dict[str, Session] = field(default_factory=dict)
+    keeper: PresenceKeeper = field(init=False)
+    """Claims and refreshes ``presence`` for every open socket."""
+
+    def __post_init__(self) -> None:
+        self.keeper = PresenceKeeper(self.presence, self.sessions, self.settings.presence_refresh_s)
 
     async def register(self, session: Session) -> None:
         """Make ``session`` the worker's only one here, closing an older one."""
@@ -66,14 +70,12 @@ class Runtime:
     async def connected(self, worker_id: str) -> bool | None:
         """Whether the worker's phone holds a socket now, on any instance (None: unknown).
 
-        In-process the sessions say it; in production a socket elsewhere is
-        seen through ``presence``, and None is the answer while Redis is away.
+        This instance's sessions say it first; a socket elsewhere is seen
+        through ``presence``, and None is the answer while Redis is away.
         """
         session = self.sessions.get(worker_id)
         if session is not None and session.open:
             return True
-        if self.presence is None:
-            return False
         try:
             return await self.presence.holder(worker_id) is not None
         except Unavailable:

@@ -156,11 +156,10 @@ class PhoneSession(Session):
             self.live = True
             if self.outbox and self.drainer is None:
                 self.drainer = asyncio.create_task(self._drain())
-            if rt.keeper is not None:
-                # Claimed in the keeper's next batch, then refreshed by it while open;
-                # a newer socket of the worker on any instance takes the claim over.
-                self.holder = f"{rt.instance_id}/{secrets.token_hex(4)}"
-                rt.keeper.hold(self)
+            # Claimed in the keeper's next batch, then refreshed by it while open;
+            # a newer socket of the worker on any instance takes the claim over.
+            self.holder = f"{rt.instance_id}/{secrets.token_hex(4)}"
+            rt.keeper.hold(self)
             await self._read_loop(receive)
         except DispatchError as exc:  # the replay failed: a backing service is away
             log.warning("phone %s: %s", wid, exc)
@@ -176,7 +175,7 @@ class PhoneSession(Session):
                 self.drainer.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await self.drainer
-            if self.claimed and rt.presence is not None:
+            if self.claimed:
                 # ``claimed`` stays set: if a refresh is in flight, the keeper
                 # releases again once it is back.
                 with contextlib.suppress(DispatchError):
