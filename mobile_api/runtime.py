@@ -14,6 +14,8 @@ from dispatch.service import DispatchService
 from dispatch.stores.ports import Presence
 
 from .presence import PresenceKeeper
+from .protocol.frames import CLOSE_SUPERSEDED
+from .protocol.phone import PhoneConfig
 from .settings import Settings
 
 
@@ -31,8 +33,6 @@ class Session:
         """The presence claim was made (``PresenceKeeper`` keeps it while open)."""
 
     async def supersede(self) -> None:
-        from .errors import CLOSE_SUPERSEDED
-
         await self._close(CLOSE_SUPERSEDED, "superseded by a newer connection")
 
 
@@ -40,7 +40,8 @@ class Session:
 class Runtime:
     """The live objects of one server process.
 
-    ``keeper`` is derived from the others; ``await keeper.aclose()`` at shutdown.
+    ``keeper`` and ``phone`` are derived from the others; ``await
+    keeper.aclose()`` at shutdown.
     """
 
     settings: Settings
@@ -56,9 +57,16 @@ class Runtime:
     sessions: dict[str, Session] = field(default_factory=dict)
     keeper: PresenceKeeper = field(init=False)
     """Claims and refreshes ``presence`` for every open socket."""
+    phone: PhoneConfig = field(init=False)
+    """What every phone socket shares (``protocol.phone``)."""
 
     def __post_init__(self) -> None:
         self.keeper = PresenceKeeper(self.presence, self.sessions, self.settings.presence_refresh_s)
+        self.phone = PhoneConfig(
+            offer_timeout_s=self.service.config.offer_timeout_s,
+            max_frame_bytes=self.settings.max_frame_bytes,
+            clock=self.service.clock,
+        )
 
     async def register(self, session: Session) -> None:
         """Make ``session`` the worker's only one here, closing an older one."""
