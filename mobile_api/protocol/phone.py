@@ -411,14 +411,17 @@ _pong = _Pong()
 
 
 def _validation_error(text: str, exc: msgspec.ValidationError) -> Frame:
-    """Tell an unknown ``type`` apart from a bad field of a known one."""
+    """Tell a missing or unknown ``type`` apart from a bad field of a known one."""
     try:
         raw: Any = msgspec.json.decode(text)
     except msgspec.DecodeError:
         raw = None
-    if isinstance(raw, dict) and raw.get("type") not in PHONE_TYPES:
-        return error(
-            "unknown_type",
-            f"unknown message type {raw.get('type')!r}; expected one of {PHONE_TYPES}",
-        )
+    if isinstance(raw, dict):
+        kind = raw.get("type")
+        if kind is None:
+            return error("unknown_type", f"the frame has no `type`; expected one of {PHONE_TYPES}")
+        if kind not in PHONE_TYPES:
+            return error(
+                "unknown_type", f"unknown message type {kind!r}; expected one of {PHONE_TYPES}"
+            )
     return error("invalid_message", str(exc))

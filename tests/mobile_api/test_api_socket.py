@@ -103,6 +103,24 @@ async def test_bad_frames_get_error_frames_and_the_socket_stays_usable(
     assert assigned["job_id"] == job["id"]
 
 
+@pytest.mark.parametrize(
+    "frame", ['{"lat": 48.8, "lng": 2.35}', '{"type": null, "lat": 48.8}'], ids=["absent", "null"]
+)
+async def test_a_frame_without_a_type_is_told_the_field_is_missing(
+    server: LiveServer, frame: str
+) -> None:
+    """The error names the missing ``type`` field (and the types there are), rather than
+    calling the absent value an unknown type."""
+    org = await server.create_org()
+    phone = await server.on_duty(org, "Ann", (SKILL,), PARIS)
+    await phone.send_raw(frame)
+    [answer] = await phone.pending()
+    assert answer["code"] == "unknown_type"
+    assert "no `type`" in answer["message"]
+    assert "None" not in answer["message"]
+    assert "location" in answer["message"]
+
+
 async def test_a_worker_cannot_answer_someone_elses_offer(server: LiveServer) -> None:
     """Accepting or declining another worker's offer answers not_found and changes nothing."""
     org = await server.create_org()

@@ -402,6 +402,8 @@ def test_a_refused_call_gets_an_error_frame_naming_the_offer(config: PhoneConfig
     ("text", "code", "words"),
     [
         ("{broken", "invalid_json", "not valid JSON"),
+        ('{"lat": 48.8, "lng": 2.35}', "unknown_type", "no `type`"),
+        ('{"type": null}', "unknown_type", "no `type`"),
         ('{"type": "teleport"}', "unknown_type", "'teleport'"),
         ('{"type": 7}', "unknown_type", "unknown message type 7"),
         ('{"type": "location", "lng": 2.35}', "invalid_message", "`lat`"),
