@@ -8,6 +8,7 @@ callables it is given, and imports neither asyncio nor starlette nor any store
 backend: its tests are synchronous, with a pinned clock. The endpoints in
 ``mobile_api.sockets`` move the bytes and await the calls.
 
-``frames`` holds what every protocol shares: the close codes, error frames and
-the encoder of outgoing frames.
+``calls`` holds the records of what a protocol asks its endpoint to do;
+``frames`` what every protocol shares on the wire: the close codes, error
+frames and the encoder of outgoing frames.
 """

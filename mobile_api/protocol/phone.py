@@ -39,11 +39,11 @@ Rules the protocol keeps:
   ``PhoneConfig.snapshot_max_age_s`` (by the monotonic clock), for changes
   made elsewhere.
 
-Calls are small immutable records (``msgspec.Struct``, untracked by the
-garbage collector): one ``ReportLocation`` per location frame costs about as
-much as a tuple. Room is left on purpose for what comes next: ``replayed``
-may answer a call of its own (a snapshot when the log no longer reaches
-back), and new messages (batches of locations) are new calls.
+The calls are the records of ``calls``. Room is left on purpose for what
+comes next: ``replayed`` may answer a call of its own (a snapshot when the
+log no longer reaches back), a reply may follow any result (a ``cadence``
+frame after a location or a status), and new messages (batches of
+locations) are new calls.
 """
 
 from __future__ import annotations
@@ -72,89 +72,27 @@ from ..schemas import (
     phone_decoder,
     ts_seconds,
 )
+from .calls import (
+    WRITE_NOTICES,
+    Accept,
+    Call,
+    Close,
+    Decline,
+    Progress,
+    Replay,
+    ReportLocation,
+    SetStatus,
+    WriteNotices,
+)
 from .frames import CLOSE_INTERNAL, Frame, encode, error, error_for
 
-__all__ = [
-    "Accept",
-    "Call",
-    "Close",
-    "Decline",
-    "PhoneConfig",
-    "PhoneProtocol",
-    "Progress",
-    "Replay",
-    "ReportLocation",
-    "SetStatus",
-    "State",
-    "WriteNotices",
-]
+__all__ = ["PhoneConfig", "PhoneProtocol", "State"]
 
 OUTBOUND_LIMIT = 1024
 """Notices held for a phone that does not read before it is closed (it resumes later)."""
 
 SNAPSHOT_MAX_AGE_S = 15.0
 """How long the worker snapshot stands in for a store read (see the module docstring)."""
-
-
-# -- calls: what the protocol asks the endpoint to do ------------------------
-
-
-class Replay(msgspec.Struct, frozen=True, gc=False):
-    """Read the worker's log after ``after_seq``; hand the list to ``replayed``."""
-
-    after_seq: int
-
-
-class ReportLocation(msgspec.Struct, frozen=True, gc=False):
-    """``DispatchService.report_location(worker, lat, lng, accuracy_m, at, known=known)``;
-    hand the worker it returns to ``located``."""
-
-    lat: float
-    lng: float
-    accuracy_m: float | None
-    at: float | None
-    known: Worker | None
-
-
-class SetStatus(msgspec.Struct, frozen=True, gc=False):
-    """``DispatchService.set_status``; then ``status_set``."""
-
-    status: Availability
-
-
-class Accept(msgspec.Struct, frozen=True, gc=False):
-    """``DispatchService.accept``; then ``accepted`` (the answer is the ``assigned`` notice)."""
-
-    offer_id: str
-
-
-class Decline(msgspec.Struct, frozen=True, gc=False):
-    """``DispatchService.decline``; then ``declined``."""
-
-    offer_id: str
-
-
-class Progress(msgspec.Struct, frozen=True, gc=False):
-    """``DispatchService.progress``; hand the job it returns to ``progressed``."""
-
-    job_id: str
-    state: JobState
-
-
-class WriteNotices(msgspec.Struct, frozen=True, gc=False):
-    """Start one writer of ``next_notice()`` frames (there is none running)."""
-
-
-class Close(msgspec.Struct, frozen=True, gc=False):
-    """Close the socket with ``code`` and ``reason``; nothing more is written."""
-
-    code: int
-    reason: str
-
-
-Call = Replay | ReportLocation | SetStatus | Accept | Decline | Progress | WriteNotices | Close
-
-WRITE_NOTICES = WriteNotices()
 
 
 class State(Enum):

@@ -38,19 +38,19 @@ from dispatch.stores.ports import LoggedNotice
 
 from ..auth import require_worker
 from ..errors import ApiError, error_body, error_response, json_response, status_of
-from ..protocol.frames import CLOSE_INTERNAL
-from ..protocol.phone import (
+from ..protocol.calls import (
     Accept,
     Call,
     Close,
     Decline,
-    PhoneProtocol,
     Progress,
     Replay,
     ReportLocation,
     SetStatus,
     WriteNotices,
 )
+from ..protocol.frames import CLOSE_INTERNAL
+from ..protocol.phone import PhoneProtocol
 from ..runtime import Runtime, Session
 
 log = logging.getLogger("fieldcloud")

@@ -18,19 +18,17 @@ import pytest
 from dispatch.errors import NotFound, OfferClosed, Unavailable
 from dispatch.models import Availability, Job, JobState, Worker, WorkerKind
 from dispatch.stores.ports import LoggedNotice
-from mobile_api.protocol.phone import (
+from mobile_api.protocol.calls import (
     Accept,
     Close,
     Decline,
-    PhoneConfig,
-    PhoneProtocol,
     Progress,
     Replay,
     ReportLocation,
     SetStatus,
-    State,
     WriteNotices,
 )
+from mobile_api.protocol.phone import PhoneConfig, PhoneProtocol, State
 
 T0 = 1_764_633_600.0
 """2025-12-02T00:00:00Z: the pinned wall clock."""
