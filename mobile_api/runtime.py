@@ -20,11 +20,16 @@ from .settings import Settings
 
 
 class Session:
-    """One connected phone; ``supersede`` closes it when the worker reconnects."""
+    """One connected socket of a worker, as the runtime and the presence keeper see it.
 
-    def __init__(self, worker_id: str, close: Callable[[int, str], Awaitable[None]]) -> None:
+    Subclasses implement ``close`` (once, whoever asks); ``supersede`` closes
+    with 4001 when the worker connected again.
+    """
+
+    __slots__ = ("claimed", "holder", "open", "worker_id")
+
+    def __init__(self, worker_id: str) -> None:
         self.worker_id = worker_id
-        self._close = close
         self.open = True
         """False once the socket is closed by either side: nothing more is sent."""
         self.holder = ""
@@ -32,8 +37,12 @@ class Session:
         self.claimed = False
         """The presence claim was made (``PresenceKeeper`` keeps it while open)."""
 
+    async def close(self, code: int, reason: str) -> None:
+        """Close the socket with ``code`` and ``reason``."""
+        raise NotImplementedError
+
     async def supersede(self) -> None:
-        await self._close(CLOSE_SUPERSEDED, "superseded by a newer connection")
+        await self.close(CLOSE_SUPERSEDED, "superseded by a newer connection")
 
 
 @dataclass

@@ -9,16 +9,17 @@ How the endpoint drives it (``mobile_api.sockets.worker`` does exactly this):
 1. Listen to the worker's feed and hand every notice to ``notice`` — before
    the replay is read, so that nothing published meanwhile is missed.
 2. Carry out ``start(last_seq)`` (a ``Replay``) and hand the backlog to
-   ``replayed``; write ``replies`` (``welcome``, then the replayed notices);
-   then call ``replay_sent``. Live notices are held back until then, and
-   those the replay already sent are dropped (by ``seq``): replay, then live,
-   none twice.
+   ``replayed``; write ``take_replies()`` (``welcome``, then the replayed
+   notices); then call ``replay_sent``. Live notices are held back until
+   then, and those the replay already sent are dropped (by ``seq``): replay,
+   then live, none twice.
 3. For each text frame, ``receive_text``; for each binary frame,
    ``receive_binary``. Either may return a call: carry it out and hand the
    result to the matching method (``located``, ``status_set``, ``accepted``,
    ``declined``, ``progressed``), or its ``DispatchError``/``ValueError`` to
-   ``failed``. Then write ``replies`` in order and empty the list. Handle
-   one frame at a time: the phone's frames are answered in the order sent.
+   ``failed``. Then, when ``replies`` is not None, write ``take_replies()``
+   in order. Handle one frame at a time: the phone's frames are answered in
+   the order sent.
 4. When a call is ``WriteNotices``, start one writer that writes
    ``next_notice()`` until it returns None; the protocol asks again when the
    next notice arrives. When a call is ``Close``, close the socket with its
@@ -141,8 +142,8 @@ class PhoneProtocol:
         self.state = State.OPENING
         self.sent_seq = 0
         """The highest ``seq`` written to the phone."""
-        self.replies: list[str] = []
-        """Frames to write now, in order; the endpoint writes them and empties the list."""
+        self.replies: list[str] | None = None
+        """Frames to write now, in order (None: none); the endpoint takes them."""
         self._resume = False
         self._outbox: deque[LoggedNotice] | None = None
         """Live notices not written yet, in log order; only while there are some."""
@@ -180,7 +181,7 @@ class PhoneProtocol:
             for entry in backlog:
                 frame = self._notice_frame(entry)
                 if frame is not None:
-                    self.replies.append(frame)
+                    self._add_reply(frame)
         elif backlog:
             self.sent_seq = backlog[-1].seq
         return None
@@ -219,6 +220,12 @@ class PhoneProtocol:
         self._writing = False
         return None
 
+    def take_replies(self) -> list[str]:
+        """The frames to write now, in order; ``replies`` is None again after."""
+        replies = self.replies
+        self.replies = None
+        return [] if replies is None else replies
+
     def closed(self) -> None:
         """The socket is closed: nothing more is queued or written."""
         self.state = State.CLOSED
@@ -250,7 +257,7 @@ class PhoneProtocol:
                 msg.lat, msg.lng, msg.accuracy_m, at, self.worker if fresh else None
             )
         if type(msg) is PingMsg:
-            self.replies.append(_pong(self.config.clock()))
+            self._add_reply(_pong(self.config.clock()))
             return None
         if type(msg) is StatusMsg:
             return SetStatus(msg.status)
@@ -302,7 +309,14 @@ class PhoneProtocol:
     # -- helpers ---------------------------------------------------------------
 
     def _reply(self, frame: Frame) -> None:
-        self.replies.append(encode(frame))
+        self._add_reply(encode(frame))
+
+    def _add_reply(self, text: str) -> None:
+        replies = self.replies
+        if replies is None:
+            self.replies = [text]
+        else:
+            replies.append(text)
 
     def _wake(self) -> WriteNotices | None:
         """Ask for a writer when notices wait and none runs."""

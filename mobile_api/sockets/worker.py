@@ -107,8 +107,10 @@ async def _deny(scope: Scope, send: Send, response: Response) -> None:
 class PhoneSession(Session):
     """One accepted phone socket: its protocol, its writer, its ``Session`` in the runtime."""
 
+    __slots__ = ("protocol", "rt", "send", "writer")
+
     def __init__(self, rt: Runtime, send: Send, worker: Worker) -> None:
-        super().__init__(worker.id, self.close)
+        super().__init__(worker.id)
         self.rt = rt
         self.send = send
         self.protocol = PhoneProtocol(rt.phone, worker)
@@ -156,7 +158,6 @@ class PhoneSession(Session):
         protocol = self.protocol
         receive_text = protocol.receive_text
         located = protocol.located
-        replies = protocol.replies
         report_location = self.rt.service.report_location
         wid = self.worker_id
         while True:
@@ -179,7 +180,7 @@ class PhoneSession(Session):
                 return
             else:
                 protocol.receive_binary()
-            if replies:
+            if protocol.replies is not None:
                 await self._write_replies()
 
     async def _carry_out(self, call: Call) -> None:
@@ -252,10 +253,7 @@ class PhoneSession(Session):
             self.writer = None
 
     async def _write_replies(self) -> None:
-        replies = self.protocol.replies
-        frames = replies.copy()
-        replies.clear()
-        for text in frames:
+        for text in self.protocol.take_replies():
             await self._send_text(text)
 
     async def _send_text(self, text: str) -> None:

@@ -72,10 +72,8 @@ def logged(seq: int, kind: str = "offer", **fields: Any) -> LoggedNotice:
 
 
 def take(proto: PhoneProtocol) -> list[dict[str, Any]]:
-    """What the endpoint writes after a step: the replies, decoded, and the list emptied."""
-    frames = [json.loads(text) for text in proto.replies]
-    proto.replies.clear()
-    return frames
+    """What the endpoint writes after a step: the replies it takes, decoded."""
+    return [json.loads(text) for text in proto.take_replies()]
 
 
 def drain(proto: PhoneProtocol) -> list[dict[str, Any]]:
@@ -184,7 +182,7 @@ def test_a_replay_that_fails_closes_with_1011(config: PhoneConfig) -> None:
         1011, "unavailable; reconnect with last_seq"
     )
     assert proto.state is State.CLOSED
-    assert proto.replies == []
+    assert proto.replies is None
     assert proto.replay_sent() is None
 
 
@@ -274,7 +272,7 @@ def test_a_location_is_a_call_carrying_the_snapshot_while_it_is_fresh(
     proto = opened(config)
     call = proto.receive_text('{"type":"location","lat":48.85,"lng":2.35,"accuracy_m":8}')
     assert call == ReportLocation(48.85, 2.35, 8.0, None, proto.worker)
-    assert proto.replies == []
+    assert proto.replies is None
     clocks.advance(15.0)
     stale = proto.receive_text('{"type":"location","lat":48.85,"lng":2.35}')
     assert isinstance(stale, ReportLocation)
@@ -338,7 +336,7 @@ def test_status_is_set_then_acknowledged_and_kept_in_the_snapshot(config: PhoneC
     proto = opened(config)
     call = proto.receive_text('{"type":"status","status":"off_duty"}')
     assert call == SetStatus(Availability.OFF_DUTY)
-    assert proto.replies == []
+    assert proto.replies is None
     proto.status_set(call)
     assert proto.worker.availability is Availability.OFF_DUTY
     assert take(proto) == [{"type": "status", "status": "off_duty"}]
@@ -350,7 +348,7 @@ def test_accept_is_answered_by_the_assigned_notice_only(config: PhoneConfig) -> 
     call = proto.receive_text('{"type":"accept","offer_id":"off_1"}')
     assert call == Accept("off_1")
     proto.accepted(call)
-    assert proto.replies == []
+    assert proto.replies is None
 
 
 def test_decline_is_acknowledged(config: PhoneConfig) -> None:
