@@ -326,7 +326,7 @@ def cpu_model() -> str:
 
 def source_info() -> dict[str, Any]:
     """Which code was measured: the commit and the files changed since (``git``, if any)."""
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[1]
     info: dict[str, Any] = {}
     with contextlib.suppress(OSError, subprocess.SubprocessError):
         run = partial(subprocess.run, cwd=root, capture_output=True, text=True, timeout=10)

@@ -304,7 +304,7 @@ class OfferEngine:
     def progress(self, book: JobBook, worker_id: str, target: JobState, now: float) -> Outcome:
         """The assigned worker reports en_route, on_site or completed."""
         job = book.job
-        if job.worker_id != worker_id or job.state not in ACTIVE_JOB_STATES:
+        if job.worker_id != worker_id:
             raise NotFound("job", job.id)
         if target not in (JobState.EN_ROUTE, JobState.ON_SITE, JobState.COMPLETED):
             raise IllegalTransition(f"job {job.id}", job.state.value, target.value)

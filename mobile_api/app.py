@@ -29,11 +29,10 @@ from starlette.types import Receive, Scope, Send
 
 from dispatch.errors import DispatchError
 from dispatch.service import Clock, DispatchService
-from dispatch.stores.memory import memory_stores
+from dispatch.stores.memory import MemoryPresence, memory_stores
 from dispatch.stores.ports import Stores
 
 from .errors import ApiError, error_response, handle_api_error, handle_dispatch_error
-from .presence import PresenceKeeper
 from .routes import ROUTES, SOCKETS
 from .runtime import Runtime
 from .settings import Settings
@@ -133,14 +132,10 @@ def create_app(
             service,
             admin_token,
             mode,
+            MemoryPresence() if backend is None else backend.presence,
             ping=None if backend is None else backend.ping,
-            presence=None if backend is None else backend.presence,
             instance_id=instance_id,
         )
-        if backend is not None:
-            runtime.keeper = PresenceKeeper(
-                backend.presence, runtime.sessions, settings.presence_refresh_s
-            )
         app.state.runtime = runtime
         log.info(
             "instance %s started, mode %s; %s",
@@ -158,8 +153,7 @@ def create_app(
             ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await ticker
-            if runtime.keeper is not None:
-                await runtime.keeper.aclose()
+            await runtime.keeper.aclose()
             if backend is not None:
                 await backend.close()
 

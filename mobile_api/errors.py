@@ -1,17 +1,9 @@
-"""How errors leave the server: HTTP statuses and websocket error codes.
+"""How errors leave the server over HTTP: statuses and JSON error bodies.
 
-This is the only module that maps ``dispatch`` errors to the wire. An HTTP
-error body is always ``{"error": {"code": …, "message": …}}``; a websocket
-error is an ``{"type": "error", "code": …, "message": …}`` frame and the
-socket stays up. Websocket close codes used by the server:
-
-====  =====================================================================
-1008  policy violation (the worker was deleted or its token revoked)
-1009  frame larger than ``FIELDCLOUD_MAX_FRAME_BYTES``
-1011  unexpected server error
-1012  server restarting (graceful shutdown); reconnect with ``last_seq``
-4001  superseded: the same worker connected again elsewhere
-====  =====================================================================
+This module maps ``dispatch`` errors to HTTP statuses; an HTTP error body is
+always ``{"error": {"code": …, "message": …}}``. Websocket error frames and
+close codes belong to the socket protocols (``protocol.frames``, re-exported
+here for the edge's HTTP side).
 """
 
 from __future__ import annotations
@@ -32,13 +24,31 @@ from dispatch.errors import (
     Unavailable,
 )
 
+from .protocol.frames import (
+    CLOSE_INTERNAL,
+    CLOSE_POLICY,
+    CLOSE_RESTART,
+    CLOSE_SUPERSEDED,
+    CLOSE_TOO_BIG,
+)
 from .schemas import encoder
 
-CLOSE_POLICY = 1008
-CLOSE_TOO_BIG = 1009
-CLOSE_INTERNAL = 1011
-CLOSE_RESTART = 1012
-CLOSE_SUPERSEDED = 4001
+__all__ = [
+    "CLOSE_INTERNAL",
+    "CLOSE_POLICY",
+    "CLOSE_RESTART",
+    "CLOSE_SUPERSEDED",
+    "CLOSE_TOO_BIG",
+    "STATUS",
+    "ApiError",
+    "describe_validation",
+    "error_body",
+    "error_response",
+    "handle_api_error",
+    "handle_dispatch_error",
+    "json_response",
+    "status_of",
+]
 
 
 class ApiError(Exception):
@@ -102,18 +112,6 @@ async def handle_dispatch_error(request: Request, exc: Exception) -> Response:
     if isinstance(exc, OfferClosed):
         extra["reason"] = exc.reason
     return error_response(status_of(exc), exc.code, exc.message, **extra)
-
-
-def ws_error(code: str, message: str, **extra: Any) -> dict[str, Any]:
-    """An error frame for the phone."""
-    return {"type": "error", "code": code, "message": message, **extra}
-
-
-def ws_error_for(exc: DispatchError) -> dict[str, Any]:
-    """The error frame for a domain error raised while handling a phone message."""
-    if isinstance(exc, OfferClosed):
-        return ws_error(exc.code, exc.message, offer_id=exc.offer_id, reason=exc.reason)
-    return ws_error(exc.code, exc.message)
 
 
 def describe_validation(exc: msgspec.ValidationError | msgspec.DecodeError) -> str:

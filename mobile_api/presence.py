@@ -1,4 +1,4 @@
-"""Holding this instance's presence claims: one loop per process (production only).
+"""Holding this instance's presence claims: one loop per process.
 
 Each phone socket claims its worker in ``Presence`` under a name of its own
 (instance id plus a nonce), so the newest socket of a worker, on any instance,
@@ -19,6 +19,9 @@ Per socket the keeper keeps nothing: it walks the runtime's sessions. Sockets
 release their own claim when they close; a socket that closes while its claim
 or a refresh is in flight is released again by the keeper once the batch is
 back (the batch may have re-created its claim).
+
+Both modes run the same loop: on ``RedisPresence`` in production, on
+``MemoryPresence`` in process (one instance, where it never fails).
 """
 
 from __future__ import annotations
@@ -27,11 +30,13 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from dispatch.errors import DispatchError
 from dispatch.stores.ports import Presence
 
-from .runtime import Session
+if TYPE_CHECKING:
+    from .runtime import Session
 
 __all__ = ["PresenceKeeper"]
 

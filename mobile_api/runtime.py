@@ -8,53 +8,74 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from dispatch.errors import Unavailable
 from dispatch.service import DispatchService
 from dispatch.stores.ports import Presence
 
+from .presence import PresenceKeeper
+from .protocol.frames import CLOSE_SUPERSEDED
+from .protocol.phone import PhoneConfig
 from .settings import Settings
-
-if TYPE_CHECKING:
-    from .presence import PresenceKeeper
 
 
 class Session:
-    """One connected phone; ``supersede`` closes it when the worker reconnects."""
+    """One connected socket of a worker, as the runtime and the presence keeper see it.
 
-    def __init__(self, worker_id: str, close: Callable[[int, str], Awaitable[None]]) -> None:
+    Subclasses implement ``close`` (once, whoever asks); ``supersede`` closes
+    with 4001 when the worker connected again.
+    """
+
+    __slots__ = ("claimed", "holder", "open", "worker_id")
+
+    def __init__(self, worker_id: str) -> None:
         self.worker_id = worker_id
-        self._close = close
         self.open = True
         """False once the socket is closed by either side: nothing more is sent."""
         self.holder = ""
-        """This socket's name in ``Presence`` (production only)."""
+        """This socket's name in ``Presence`` (set before ``PresenceKeeper.hold``)."""
         self.claimed = False
-        """Production only: the presence claim was made (``PresenceKeeper`` keeps it)."""
+        """The presence claim was made (``PresenceKeeper`` keeps it while open)."""
+
+    async def close(self, code: int, reason: str) -> None:
+        """Close the socket with ``code`` and ``reason``."""
+        raise NotImplementedError
 
     async def supersede(self) -> None:
-        from .errors import CLOSE_SUPERSEDED
-
-        await self._close(CLOSE_SUPERSEDED, "superseded by a newer connection")
+        await self.close(CLOSE_SUPERSEDED, "superseded by a newer connection")
 
 
 @dataclass
 class Runtime:
-    """The live objects of one server process."""
+    """The live objects of one server process.
+
+    ``keeper`` and ``phone`` are derived from the others; ``await
+    keeper.aclose()`` at shutdown.
+    """
 
     settings: Settings
     service: DispatchService
     admin_token: str
     mode: str
+    presence: Presence
+    """Which socket holds which worker: across instances in production (Redis),
+    in this process otherwise (``MemoryPresence``)."""
     ping: Callable[[], Awaitable[None]] | None = None
     """Checks the backing services answer (raises ``Unavailable``); None in-process."""
-    presence: Presence | None = None
-    """Socket ownership across instances; None in-process (``sessions`` suffices)."""
-    keeper: PresenceKeeper | None = None
-    """Claims and refreshes ``presence`` for every open socket; None in-process."""
     instance_id: str = "local"
     sessions: dict[str, Session] = field(default_factory=dict)
+    keeper: PresenceKeeper = field(init=False)
+    """Claims and refreshes ``presence`` for every open socket."""
+    phone: PhoneConfig = field(init=False)
+    """What every phone socket shares (``protocol.phone``)."""
+
+    def __post_init__(self) -> None:
+        self.keeper = PresenceKeeper(self.presence, self.sessions, self.settings.presence_refresh_s)
+        self.phone = PhoneConfig(
+            offer_timeout_s=self.service.config.offer_timeout_s,
+            max_frame_bytes=self.settings.max_frame_bytes,
+            clock=self.service.clock,
+        )
 
     async def register(self, session: Session) -> None:
         """Make ``session`` the worker's only one here, closing an older one."""
@@ -66,14 +87,12 @@ class Runtime:
     async def connected(self, worker_id: str) -> bool | None:
         """Whether the worker's phone holds a socket now, on any instance (None: unknown).
 
-        In-process the sessions say it; in production a socket elsewhere is
-        seen through ``presence``, and None is the answer while Redis is away.
+        This instance's sessions say it first; a socket elsewhere is seen
+        through ``presence``, and None is the answer while Redis is away.
         """
         session = self.sessions.get(worker_id)
         if session is not None and session.open:
             return True
-        if self.presence is None:
-            return False
         try:
             return await self.presence.holder(worker_id) is not None
         except Unavailable:

@@ -319,3 +319,72 @@ def memory_stores(resolution: int, log_size: int = 256) -> Stores:
         locations=MemoryLocationIndex(resolution),
         feed=MemoryWorkerFeed(log_size),
     )
+
+
+class MemoryPresence:
+    """Which socket holds which worker, with a time to live, for one process.
+
+    The same rules as ``redis_presence.RedisPresence`` (the newest claim wins;
+    ``refresh`` and ``release`` act only for the current holder; an expired
+    claim is gone, and ``refresh`` takes it back), on the ``clock`` given
+    (monotonic seconds). Expired claims are dropped when next looked at.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._holders: dict[str, str] = {}
+        self._expires: dict[str, float] = {}
+
+    def _held(self, worker_id: str, now: float) -> str | None:
+        holder = self._holders.get(worker_id)
+        if holder is not None and self._expires[worker_id] <= now:
+            del self._holders[worker_id], self._expires[worker_id]
+            return None
+        return holder
+
+    def _take(self, worker_id: str, instance_id: str, until: float) -> None:
+        self._holders[worker_id] = instance_id
+        self._expires[worker_id] = until
+
+    async def claim(self, worker_id: str, instance_id: str, ttl_s: float) -> str | None:
+        return (await self.claim_many([(worker_id, instance_id)], ttl_s))[0]
+
+    async def refresh(self, worker_id: str, instance_id: str, ttl_s: float) -> bool:
+        return (await self.refresh_many([(worker_id, instance_id)], ttl_s))[0]
+
+    async def claim_many(self, claims: Sequence[tuple[str, str]], ttl_s: float) -> list[str | None]:
+        now = self._clock()
+        until = now + _ttl(ttl_s)
+        previous: list[str | None] = []
+        for worker_id, instance_id in claims:
+            previous.append(self._held(worker_id, now))
+            self._take(worker_id, instance_id, until)
+        return previous
+
+    async def refresh_many(self, claims: Sequence[tuple[str, str]], ttl_s: float) -> list[bool]:
+        now = self._clock()
+        until = now + _ttl(ttl_s)
+        held: list[bool] = []
+        for worker_id, instance_id in claims:
+            holder = self._held(worker_id, now)
+            mine = holder is None or holder == instance_id
+            if mine:
+                self._take(worker_id, instance_id, until)
+            held.append(mine)
+        return held
+
+    async def release(self, worker_id: str, instance_id: str) -> bool:
+        if self._held(worker_id, self._clock()) != instance_id:
+            return False
+        del self._holders[worker_id], self._expires[worker_id]
+        return True
+
+    async def holder(self, worker_id: str) -> str | None:
+        """The holder of the worker's claim, or None."""
+        return self._held(worker_id, self._clock())
+
+
+def _ttl(ttl_s: float) -> float:
+    if not ttl_s > 0:
+        raise ValueError("a presence TTL must be positive")
+    return ttl_s

@@ -656,13 +656,16 @@ def test_progress_to_non_progress_state_is_illegal(target: JobState) -> None:
     assert book == before
 
 
-def test_progress_after_completion_is_not_found() -> None:
-    """Once the job is completed the worker is no longer on it."""
+def test_progress_after_completion_is_an_illegal_transition() -> None:
+    """The worker's own completed job cannot move again: IllegalTransition names its state."""
     engine, book = assigned("w-1")
     for target in (JobState.ON_SITE, JobState.COMPLETED):
         engine.progress(book, "w-1", target, NOW + 10)
-    with pytest.raises(NotFound):
+    before = copy.deepcopy(book)
+    with pytest.raises(IllegalTransition) as info:
         engine.progress(book, "w-1", JobState.COMPLETED, NOW + 11)
+    assert (info.value.current, info.value.target) == ("completed", "completed")
+    assert book == before
 
 
 # -- the event log -----------------------------------------------------------

@@ -34,7 +34,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from dispatch.config import DispatchConfig
-from mobile_api.app import create_app
+from mobile_api.app import FieldcloudApp, create_app
+from mobile_api.runtime import Runtime
 from mobile_api.server import build_server
 from mobile_api.settings import Settings
 
@@ -187,7 +188,14 @@ class LiveServer:
     base_url: str
     ws_url: str
     http: httpx.AsyncClient
+    app: FieldcloudApp
     phones: list[Phone] = field(default_factory=list)
+
+    @property
+    def runtime(self) -> Runtime:
+        """The server's live objects (sessions, presence), for checks from inside."""
+        runtime: Runtime = self.app.state.runtime
+        return runtime
 
     @property
     def admin_headers(self) -> dict[str, str]:
@@ -346,7 +354,8 @@ async def running_server(
         max_frame_bytes=max_frame_bytes,
         access_log=access_log,
     )
-    server: uvicorn.Server = build_server(create_app(settings), settings, log_level=log_level)
+    app = create_app(settings)
+    server: uvicorn.Server = build_server(app, settings, log_level=log_level)
     errors = ServerErrors()
     with errors.watching(), socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -367,7 +376,7 @@ async def running_server(
                 # 40 ms delayed-ACK stall per request, which only slows the suite down.
                 limits=httpx.Limits(max_keepalive_connections=0),
             ) as http:
-                live = LiveServer(settings, base, f"ws://127.0.0.1:{port}", http)
+                live = LiveServer(settings, base, f"ws://127.0.0.1:{port}", http, app)
                 try:
                     yield live
                 finally:

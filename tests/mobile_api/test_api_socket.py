@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
+import msgspec
 import pytest
-from websockets.asyncio.client import connect
-from websockets.exceptions import InvalidStatus
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from tests.mobile_api.live import PARIS, LiveServer, StartServer, offset, types_of
+from tests.mobile_api.live import PARIS, WAIT_S, LiveServer, StartServer, offset, types_of
 
 SKILL = "electrical"
 
@@ -103,6 +105,24 @@ async def test_bad_frames_get_error_frames_and_the_socket_stays_usable(
     assert assigned["job_id"] == job["id"]
 
 
+@pytest.mark.parametrize(
+    "frame", ['{"lat": 48.8, "lng": 2.35}', '{"type": null, "lat": 48.8}'], ids=["absent", "null"]
+)
+async def test_a_frame_without_a_type_is_told_the_field_is_missing(
+    server: LiveServer, frame: str
+) -> None:
+    """The error names the missing ``type`` field (and the types there are), rather than
+    calling the absent value an unknown type."""
+    org = await server.create_org()
+    phone = await server.on_duty(org, "Ann", (SKILL,), PARIS)
+    await phone.send_raw(frame)
+    [answer] = await phone.pending()
+    assert answer["code"] == "unknown_type"
+    assert "no `type`" in answer["message"]
+    assert "None" not in answer["message"]
+    assert "location" in answer["message"]
+
+
 async def test_a_worker_cannot_answer_someone_elses_offer(server: LiveServer) -> None:
     """Accepting or declining another worker's offer answers not_found and changes nothing."""
     org = await server.create_org()
@@ -149,3 +169,44 @@ async def test_an_oversized_frame_closes_1009_and_others_are_still_served(
     await newcomer.send({"type": "location", "lat": PARIS[0], "lng": PARIS[1]})
     late = await newcomer.recv_type("offer")
     assert late["job"]["id"] == job["id"]
+
+
+async def read_to_the_close(ws: ClientConnection) -> None:
+    """Read every frame that made it out, up to the close (which raises ``ConnectionClosed``)."""
+    async with asyncio.timeout(WAIT_S):
+        while True:
+            await ws.recv()
+
+
+async def test_a_phone_that_stops_reading_is_closed_1011_and_resumes_from_the_log(
+    server: LiveServer,
+) -> None:
+    """Notices pile up for a phone that reads nothing: past the outbound limit its socket is
+    closed with 1011 "too slow" while a bystander is still served, and reconnecting with
+    last_seq replays what the log kept, in order."""
+    runtime = server.runtime
+    runtime.phone = msgspec.structs.replace(runtime.phone, outbound_limit=8)
+    org = await server.create_org()
+    bystander = await server.on_duty(org, "Bob", (SKILL,), PARIS)
+    cred = await server.create_worker(org, "Slow", (SKILL,))
+    slow = await server.connect_worker(cred.token)
+    session = runtime.sessions[cred.id]
+    feed = runtime.service.stores.feed
+    pad = "x" * 4096  # fills the socket buffers sooner
+    seqs: list[int] = []
+    async with asyncio.timeout(WAIT_S):
+        while session.open:  # until the server gives up on the phone
+            notice = {"type": "offer_closed", "offer_id": f"off_{len(seqs)}", "pad": pad}
+            seqs.append(await feed.publish(cred.id, notice))
+            await asyncio.sleep(0)  # the socket's writer writes what the socket takes
+    assert len(seqs) > server.settings.log_size  # it was the full socket, not a burst
+    await bystander.assert_quiet()
+    with pytest.raises(ConnectionClosed) as closed:
+        await read_to_the_close(slow.ws)
+    assert closed.value.rcvd is not None
+    assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1011, "too slow")
+
+    back = await server.connect_worker(cred.token, last_seq=seqs[0])
+    replayed = [f["seq"] for f in await back.pending()]
+    assert replayed == seqs[-len(replayed) :]
+    assert len(replayed) == server.settings.log_size

@@ -55,11 +55,12 @@ async def test_a_declined_job_moves_on_and_the_assignee_works_it_to_completion(
         )
         assert reply == {"type": "progress", "job_id": job["id"], "state": state}
         assert (await live.get_job(org, job["id"]))["state"] == state
-    # A finished job cannot move again.
+    # A finished job cannot move again, and the answer says so.
     error = await nxt.request(
         {"type": "progress", "job_id": job["id"], "state": "on_site"}, "error"
     )
-    assert error["code"] in {"not_found", "illegal_transition"}
+    assert error["code"] == "illegal_transition"
+    assert "completed" in error["message"]
     await near.assert_quiet()
     await nxt.assert_quiet()
 

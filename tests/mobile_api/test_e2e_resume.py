@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+
 from dispatch.config import DispatchConfig
-from tests.mobile_api.live import PARIS, StartServer, offset, types_of
+from dispatch.stores.memory import MemoryPresence
+from tests.mobile_api.live import PARIS, WAIT_S, StartServer, offset, types_of
 
 SKILL = "electrical"
 
@@ -79,3 +83,38 @@ async def test_a_second_connection_of_a_worker_closes_the_first_with_4001(
     offer = await new.recv_type("offer")
     assert offer["job"]["id"] == job["id"]
     await new.assert_quiet()
+
+
+async def test_in_memory_mode_presence_follows_the_newest_socket(
+    start_server: StartServer,
+) -> None:
+    """Without Redis the same presence loop runs in process: the open socket holds its
+    worker's claim, a newer socket takes it over, and the claim goes when that one closes."""
+    live = await start_server()
+    assert live.runtime.mode == "memory"
+    presence = live.runtime.presence
+    assert isinstance(presence, MemoryPresence)
+    org = await live.create_org()
+    cred = await live.create_worker(org, "Ann", (SKILL,))
+
+    async def held_by(expected: Callable[[], str | None]) -> str | None:
+        """The claim's holder once it is ``expected()`` (polled: the keeper claims in a loop)."""
+        async with asyncio.timeout(WAIT_S):
+            while True:  # polling the keeper's work, bounded by the timeout
+                holder = await presence.holder(cred.id)
+                if holder == expected():
+                    return holder
+                await asyncio.sleep(0.01)
+
+    def current() -> str | None:
+        session = live.runtime.sessions.get(cred.id)
+        return None if session is None else session.holder
+
+    await live.connect_worker(cred.token)
+    first = await held_by(current)
+    new = await live.connect_worker(cred.token)
+    second = await held_by(current)
+    assert first is not None
+    assert second not in {None, first}
+    await new.close()
+    assert await held_by(lambda: None) is None

@@ -33,11 +33,11 @@ class Socket(Session):
     """An open phone socket as the keeper sees it; ``closed`` resolves with the close code."""
 
     def __init__(self, instance: str = "a") -> None:
-        super().__init__(f"wrk_{secrets.token_hex(8)}", self._record)
+        super().__init__(f"wrk_{secrets.token_hex(8)}")
         self.holder = f"{instance}/{secrets.token_hex(4)}"
         self.closed: asyncio.Future[int] = asyncio.get_running_loop().create_future()
 
-    async def _record(self, code: int, reason: str) -> None:
+    async def close(self, code: int, reason: str) -> None:
         self.open = False
         if not self.closed.done():
             self.closed.set_result(code)
