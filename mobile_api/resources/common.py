@@ -1,9 +1,10 @@
-"""What every HTTP handler shares: the runtime and body decoding.
+"""What every HTTP handler shares: the runtime, the caller and body decoding.
 
 Handlers live in one module per resource (``orgs``, ``workers``, ``jobs``,
-``health``); each authenticates first (``mobile_api.auth``), decodes its body
-with ``decode_body`` and a ``schemas`` class, calls the service and answers
-JSON. Errors propagate as ``ApiError`` / ``DispatchError`` and are rendered by
+``health``); each names the roles it takes with ``caller`` first (see
+``mobile_api.auth``), decodes its body with ``decode_body`` and a ``schemas``
+class, calls the service scoped by the caller's ``tenant`` and answers JSON.
+Errors propagate as ``ApiError`` / ``DispatchError`` and are rendered by
 ``mobile_api.errors``.
 """
 
@@ -14,6 +15,7 @@ from typing import TypeVar
 import msgspec
 from starlette.requests import Request
 
+from ..auth import Principal, Role, authorize
 from ..errors import ApiError
 from ..runtime import Runtime
 
@@ -26,6 +28,12 @@ def runtime(request: Request) -> Runtime:
     """The running server's ``Runtime`` (built by the app's lifespan)."""
     rt: Runtime = request.app.state.runtime
     return rt
+
+
+async def caller(request: Request, *roles: Role) -> Principal:
+    """The authenticated caller, if its role is one of ``roles`` (else 401 or 403)."""
+    rt = runtime(request)
+    return await authorize(request.headers, rt.service, rt.admin_token, *roles)
 
 
 async def decode_body(request: Request, schema: type[B], *, optional: bool = False) -> B:
