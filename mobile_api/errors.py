@@ -83,12 +83,19 @@ def json_response(
     )
 
 
+RESPONSE_HEADERS: dict[int, dict[str, str]] = {
+    401: {"WWW-Authenticate": 'Bearer realm="fieldcloud"'},
+    # The rest of an oversized body is never read, so the connection cannot
+    # carry another request: the server closes it after the answer.
+    413: {"Connection": "close"},
+    503: {"Retry-After": "1"},
+}
+"""Headers that an error response of each status carries."""
+
+
 def error_response(status: int, code: str, message: str, **extra: Any) -> Response:
-    """A JSON error response; 503s tell clients when to retry."""
-    headers = {"Retry-After": "1"} if status == 503 else None
-    if status == 401:
-        headers = {"WWW-Authenticate": 'Bearer realm="fieldcloud"'}
-    return json_response(error_body(code, message, **extra), status, headers)
+    """A JSON error response, with its status's ``RESPONSE_HEADERS``."""
+    return json_response(error_body(code, message, **extra), status, RESPONSE_HEADERS.get(status))
 
 
 async def handle_api_error(request: Request, exc: Exception) -> Response:

@@ -6,6 +6,13 @@ Handlers live in one module per resource (``orgs``, ``workers``, ``jobs``,
 class, calls the service scoped by the caller's ``tenant`` and answers JSON.
 Errors propagate as ``ApiError`` / ``DispatchError`` and are rendered by
 ``mobile_api.errors``.
+
+A request body is read through ``read_body`` only, which stops at
+``MAX_BODY_BYTES`` as the bytes arrive: a ``Content-Length`` over the cap is
+refused before anything is read, and a chunked body, or one longer than its
+``Content-Length`` claims (which a server in front may let through), is cut
+off at the first chunk past the cap. Either answers 413, and the connection
+is closed (``errors.error_response``) rather than read to its end.
 """
 
 from __future__ import annotations
@@ -36,19 +43,45 @@ async def caller(request: Request, *roles: Role) -> Principal:
     return await authorize(request.headers, rt.service, rt.admin_token, *roles)
 
 
+async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The request body, read while it is at most ``limit`` bytes; ``ApiError`` 413 past it."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, "too_large", f"body over {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, "too_large", f"body over {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 async def decode_body(request: Request, schema: type[B], *, optional: bool = False) -> B:
-    """Decode a JSON body into ``schema`` or raise a 4xx ``ApiError``."""
-    body = await request.body()
+    """Decode a JSON body into ``schema`` or raise a 4xx ``ApiError``.
+
+    ``optional``: an empty body stands for ``schema()`` (all defaults). The
+    media type is checked before the body is read whenever one is announced.
+    """
+    if _announces_body(request) and not _is_json(request):
+        raise ApiError(415, "unsupported_media_type", "send the body as application/json")
+    body = await read_body(request)
     if not body and optional:
         return schema()
-    ctype = request.headers.get("content-type", "")
-    if body and not ctype.startswith("application/json"):
-        raise ApiError(415, "unsupported_media_type", "send the body as application/json")
-    if len(body) > MAX_BODY_BYTES:
-        raise ApiError(413, "too_large", f"body over {MAX_BODY_BYTES} bytes")
     try:
         return msgspec.json.decode(body, type=schema)
     except msgspec.ValidationError as exc:
         raise ApiError(422, "invalid_body", str(exc)) from None
     except msgspec.DecodeError as exc:
         raise ApiError(400, "invalid_json", f"body is not valid JSON: {exc}") from None
+
+
+def _announces_body(request: Request) -> bool:
+    """Whether the headers say a body follows (a length other than 0, or chunks)."""
+    headers = request.headers
+    return headers.get("content-length", "0") != "0" or "transfer-encoding" in headers
+
+
+def _is_json(request: Request) -> bool:
+    return request.headers.get("content-type", "").startswith("application/json")
