@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test check lint typecheck serve bench bench-quick clean
+.PHONY: run test check lint typecheck imports serve bench bench-quick clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,13 +36,15 @@ bench: $(VENV)/.installed-test
 bench-quick: $(VENV)/.installed-test
 	$(BIN)/python -m bench --quick --json bench-results/bench-quick.json
 
-## check: lint and type-check
-check: lint typecheck
+## check: lint, type-check and the layer contracts (pyproject.toml [tool.importlinter])
+check: lint typecheck imports
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy
+imports: $(VENV)/.installed-test
+	$(BIN)/lint-imports
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis .import_linter_cache
