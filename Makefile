@@ -25,9 +25,9 @@ run: $(VENV)/.installed
 serve: $(VENV)/.installed
 	$(BIN)/fieldcloud serve
 
-## test: the whole suite
+## test: the whole suite, with branch coverage (fails under the floor in pyproject.toml)
 test: $(VENV)/.installed-test
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --cov
 
 ## bench: the benchmark (a few minutes); prints a table, writes bench-results/bench.json
 bench: $(VENV)/.installed-test
@@ -47,4 +47,4 @@ imports: $(VENV)/.installed-test
 	$(BIN)/lint-imports
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis .import_linter_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis .import_linter_cache .coverage .coverage.*
