@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test check lint typecheck imports serve bench bench-quick clean
+.PHONY: run test test-fast check lint typecheck imports serve bench bench-quick clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ serve: $(VENV)/.installed
 ## test: the whole suite, with branch coverage (fails under the floor in pyproject.toml)
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest --cov
+
+## test-fast: what runs in seconds while you work (no slow tests, no coverage)
+test-fast: $(VENV)/.installed-test
+	$(BIN)/python -m pytest -m "not slow"
 
 ## bench: the benchmark (a few minutes); prints a table, writes bench-results/bench.json
 bench: $(VENV)/.installed-test
