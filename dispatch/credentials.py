@@ -18,7 +18,7 @@ import secrets
 ORG_KEY = "fck"
 """Prefix of an organisation's integration (API) key."""
 
-DEVICE_TOKEN = "fcw"
+DEVICE_TOKEN = "fcw"  # noqa: S105 -- a prefix that names a kind of secret, not a secret
 """Prefix of a worker device's token."""
 
 

@@ -99,11 +99,13 @@ def error_response(status: int, code: str, message: str, **extra: Any) -> Respon
 
 
 async def handle_api_error(request: Request, exc: Exception) -> Response:
+    """An ``ApiError`` raised by the edge, with its own status and code."""
     assert isinstance(exc, ApiError)
     return error_response(exc.status, exc.code, exc.message)
 
 
 async def handle_dispatch_error(request: Request, exc: Exception) -> Response:
+    """A domain error with the status ``STATUS`` gives its class (an offer's close reason too)."""
     assert isinstance(exc, DispatchError)
     extra: dict[str, Any] = {}
     if isinstance(exc, OfferClosed):

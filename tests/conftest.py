@@ -11,6 +11,10 @@ A test is marked ``services`` (it needs PostgreSQL or Redis) in one of two ways:
 ``pytest -m "not services"`` then runs with neither server installed. The
 ``slow`` mark (more than a few seconds on the CI machine) is set by hand, on
 the test or its module.
+
+Every test says in its docstring what must hold; collection stops with the
+names of those that do not (ruff's docstring rules are off in tests/, where
+helpers need none).
 """
 
 from __future__ import annotations
@@ -31,7 +35,19 @@ SERVICE_FIXTURES = frozenset({"services", "presence", "fresh_database", "own_red
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark every test that uses a service fixture, or the production backend, ``services``."""
+    """Mark every test that uses a service fixture, or the production backend, ``services``;
+    refuse a test without a docstring."""
+    undocumented = sorted(
+        {
+            item.nodeid.partition("[")[0]
+            for item in items
+            if isinstance(item, pytest.Function) and not (item.function.__doc__ or "").strip()
+        }
+    )
+    if undocumented:
+        raise pytest.UsageError(
+            "tests need a docstring saying what must hold: " + ", ".join(undocumented)
+        )
     for item in items:
         fixtures = set(getattr(item, "fixturenames", ()))
         callspec = getattr(item, "callspec", None)

@@ -13,6 +13,7 @@ from .common import caller, decode_body, runtime
 
 
 async def create_job(request: Request) -> Response:
+    """``POST /v1/jobs`` (organisation key): store the job and send its first wave; 201."""
     rt = runtime(request)
     org_id = (await caller(request, Role.ORG)).tenant
     body = await decode_body(request, CreateJob)
@@ -30,6 +31,7 @@ async def create_job(request: Request) -> Response:
 
 
 async def get_job(request: Request) -> Response:
+    """``GET /v1/jobs/{job_id}`` (organisation key): the job and its history; 404 if foreign."""
     rt = runtime(request)
     org_id = (await caller(request, Role.ORG)).tenant
     view = await rt.service.get_job(org_id, request.path_params["job_id"])
@@ -37,6 +39,7 @@ async def get_job(request: Request) -> Response:
 
 
 async def cancel_job(request: Request) -> Response:
+    """``POST /v1/jobs/{job_id}/cancel`` (organisation key): offers close, the worker is freed."""
     rt = runtime(request)
     org_id = (await caller(request, Role.ORG)).tenant
     body = await decode_body(request, CancelJob, optional=True)

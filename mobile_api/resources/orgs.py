@@ -13,6 +13,7 @@ from .common import caller, decode_body, runtime
 
 
 async def create_org(request: Request) -> Response:
+    """``POST /v1/orgs`` (admin token): a new organisation and its API key, shown once; 201."""
     rt = runtime(request)
     await caller(request, Role.ADMIN)
     body = await decode_body(request, CreateOrg)

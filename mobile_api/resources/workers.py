@@ -13,6 +13,7 @@ from .common import caller, decode_body, runtime
 
 
 async def create_worker(request: Request) -> Response:
+    """``POST /v1/workers`` (organisation key): a worker and its device token, shown once; 201."""
     rt = runtime(request)
     org_id = (await caller(request, Role.ORG)).tenant
     body = await decode_body(request, CreateWorker)
@@ -21,6 +22,7 @@ async def create_worker(request: Request) -> Response:
 
 
 async def get_worker(request: Request) -> Response:
+    """``GET /v1/workers/{worker_id}`` (organisation key): status and last fix; 404 if foreign."""
     rt = runtime(request)
     org_id = (await caller(request, Role.ORG)).tenant
     worker = await rt.service.get_worker(org_id, request.path_params["worker_id"])
