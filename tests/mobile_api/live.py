@@ -5,7 +5,8 @@
 yields a ``LiveServer`` with the base URLs and helpers for the HTTP API and
 for phones; the fixtures ``start_server`` and ``server`` (``conftest.py``)
 open them for a test. ``DEFAULT_POLICY`` has long offer deadlines, so
-nothing expires unless a test asks for it.
+nothing expires unless a test asks for it; a test about deadlines hands the
+server a ``ManualClock`` and moves it past them instead of waiting.
 
 Phones are real ``websockets`` clients. ``Phone.pending()`` is the quiet
 check: it sends an application ``ping`` and returns every frame that arrives
@@ -23,6 +24,7 @@ import json
 import logging
 import math
 import socket
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -34,6 +36,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from dispatch.config import DispatchConfig
+from dispatch.service import Clock
 from mobile_api.app import create_app
 from mobile_api.server import build_server
 from mobile_api.settings import Settings
@@ -324,6 +327,26 @@ class ServerErrors(logging.Handler):
 
 StartServer = Callable[..., Awaitable[LiveServer]]
 
+
+class ManualClock:
+    """The service's clock, moved only by the test: deadlines pass when it says so.
+
+    It starts at the real time (fixes without a ``ts`` are stamped with it, so
+    they are fresh). The server's ticker still runs every ``tick_s`` of real
+    time and finds a deadline due once the clock has been moved past it.
+    """
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock ``seconds`` on."""
+        self.now += seconds
+
+
 DEFAULT_POLICY = DispatchConfig(wave_size=5, offer_timeout_s=600.0)
 """Offers that never expire within a test unless the test shortens the deadline."""
 
@@ -334,6 +357,7 @@ async def running_server(
     *,
     tick_s: float = 0.05,
     max_frame_bytes: int = 16_384,
+    clock: Clock = time.time,
 ) -> AsyncIterator[LiveServer]:
     """Serve ``create_app`` on a free loopback port until the block exits."""
     settings = Settings(
@@ -343,7 +367,8 @@ async def running_server(
         tick_s=tick_s,
         max_frame_bytes=max_frame_bytes,
     )
-    server: uvicorn.Server = build_server(create_app(settings), settings, log_level="warning")
+    app = create_app(settings, clock=clock)
+    server: uvicorn.Server = build_server(app, settings, log_level="warning")
     errors = ServerErrors()
     with errors.watching(), socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
