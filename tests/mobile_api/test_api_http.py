@@ -39,6 +39,13 @@ async def test_health_answers_without_a_token(server: LiveServer) -> None:
     assert r.json() == {"status": "ok", "mode": "memory"}
 
 
+async def test_ready_answers_without_a_token_in_memory_mode(server: LiveServer) -> None:
+    """GET /readyz needs no token; with nothing to reach in process it is ready at once."""
+    r = await server.http.get("/readyz")
+    assert r.status_code == 200
+    assert r.json() == {"status": "ready", "mode": "memory"}
+
+
 @pytest.mark.parametrize(
     "headers",
     [
