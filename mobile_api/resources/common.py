@@ -7,9 +7,10 @@ class, calls the service scoped by the caller's ``tenant`` and answers JSON.
 Errors propagate as ``ApiError`` / ``DispatchError`` and are rendered by
 ``mobile_api.errors``.
 
-A request body is read through ``read_body`` only, which stops at
-``MAX_BODY_BYTES`` as the bytes arrive: a ``Content-Length`` over the cap is
-refused before anything is read, and a chunked body, or one longer than its
+Handlers read a request body only through ``read_body`` (or ``decode_body``
+on top of it), never ``request.body()``: it stops at ``MAX_BODY_BYTES`` as
+the bytes arrive. A ``Content-Length`` over the cap is refused before
+anything is read, and a chunked body, or one longer than its
 ``Content-Length`` claims (which a server in front may let through), is cut
 off at the first chunk past the cap. Either answers 413, and the connection
 is closed (``errors.error_response``) rather than read to its end.
@@ -29,6 +30,7 @@ from ..runtime import Runtime
 B = TypeVar("B", bound=msgspec.Struct)
 
 MAX_BODY_BYTES = 64 * 1024
+"""The largest request body taken; a longer one answers 413."""
 
 
 def runtime(request: Request) -> Runtime:
