@@ -131,6 +131,24 @@ async def test_the_secrets_the_service_hands_out_name_a_registered_lookup(
     assert kind_of(key) != kind_of(token)
 
 
+async def test_a_new_kind_of_secret_joins_by_its_prefix_alone(
+    service: DispatchService, probes: Probes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A prefix registered in ``LOOKUPS`` is authenticated by its own lookup, and no store
+    that another prefix names is read for it."""
+    asked: list[str] = []
+
+    async def dispatcher_token(_: DispatchService, secret: str) -> Principal | None:
+        asked.append(secret)
+        return Principal(Role.ORG, "org_1") if secret == "fcd_known" else None
+
+    monkeypatch.setitem(LOOKUPS, "fcd", dispatcher_token)
+    assert await authenticate("fcd_known", service, ADMIN) == Principal(Role.ORG, "org_1")
+    assert (await refused(authenticate("fcd_unknown", service, ADMIN))).status == 401
+    assert asked == ["fcd_known", "fcd_unknown"]
+    assert probes.calls == Counter()
+
+
 def test_every_role_has_a_wording_for_its_403() -> None:
     """A new role cannot be added without saying what a refusal asks for."""
     assert set(NEEDS) == set(Role)
