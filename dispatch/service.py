@@ -25,6 +25,7 @@ from geo import GeoError, validate_latlng
 from .config import DispatchConfig
 from .credentials import digest, new_secret
 from .errors import InvalidInput, NotEligible, NotFound, Unavailable
+from .eventlog import log_events
 from .matching import MatchContext, is_eligible
 from .models import (
     Assignment,
@@ -168,6 +169,7 @@ class DispatchService:
             job.id, org_id, now, "created", {"lat": lat, "lng": lng, "skills": sorted(job.skills)}
         )
         await self.stores.jobs.add_job(job, created)
+        log_events(job, [created])
         self._open_jobs_seen[org_id] = (now, True)
         try:
             async with self.stores.jobs.transaction(job.id) as book:
@@ -435,6 +437,7 @@ class DispatchService:
 
     async def _announce(self, job: Job, out: Outcome) -> None:
         """Tell the phones what an outcome did, after it was persisted."""
+        log_events(job, out.events)
         notices: dict[str, list[Notice]] = {}
         for offer in out.sent:
             notices.setdefault(offer.worker_id, []).append(offer_notice(offer, job))

@@ -40,6 +40,12 @@ from .settings import Settings
 
 log = logging.getLogger("fieldcloud")
 
+MODES = {
+    "memory": "in-process (memory stores: one instance, nothing persists across restarts)",
+    "production": "production (PostgreSQL + Redis: any number of instances)",
+}
+"""How the start-up line names each backend."""
+
 
 class FieldcloudApp(Starlette):
     """Starlette, with the socket endpoints served as raw ASGI callables ahead of it.
@@ -138,6 +144,12 @@ def create_app(
                 backend.presence, runtime.sessions, settings.presence_refresh_s
             )
         app.state.runtime = runtime
+        log.info(
+            "instance %s started, mode %s; %s",
+            instance_id,
+            MODES.get(mode, mode),
+            settings.summary(),
+        )
         # 3. Background work: the deadline ticker.
         ticker = asyncio.create_task(_tick(service, settings.tick_s), name="deadline-ticker")
         try:

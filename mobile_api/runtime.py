@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from dispatch.errors import Unavailable
 from dispatch.service import DispatchService
 from dispatch.stores.ports import Presence
 
@@ -61,6 +62,22 @@ class Runtime:
         self.sessions[session.worker_id] = session
         if old is not None:
             await old.supersede()
+
+    async def connected(self, worker_id: str) -> bool | None:
+        """Whether the worker's phone holds a socket now, on any instance (None: unknown).
+
+        In-process the sessions say it; in production a socket elsewhere is
+        seen through ``presence``, and None is the answer while Redis is away.
+        """
+        session = self.sessions.get(worker_id)
+        if session is not None and session.open:
+            return True
+        if self.presence is None:
+            return False
+        try:
+            return await self.presence.holder(worker_id) is not None
+        except Unavailable:
+            return None
 
     def unregister(self, session: Session) -> None:
         """Forget ``session`` if it is still the worker's current one."""

@@ -3,8 +3,9 @@
 ``build_server`` is the single place uvicorn is configured: uvloop and
 httptools, the sans-I/O websockets protocol, the frame cap (1009 above it),
 keepalive pings every 30 s (NAT-friendly on mobile networks, 333 pings/s
-at 10k sockets), and no per-message compression (phones send small JSON; the
-CPU is better spent elsewhere).
+at 10k sockets), no per-message compression (phones send small JSON; the
+CPU is better spent elsewhere), and the access log only when
+``FIELDCLOUD_ACCESS_LOG`` asks for it.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def uvicorn_config(
         ws_per_message_deflate=False,
         lifespan="on",
         log_level=log_level,
-        access_log=False,
+        access_log=settings.access_log,
         server_header=False,
         timeout_graceful_shutdown=5,
     )
@@ -52,11 +53,35 @@ class _RefusedHandshakeFilter(logging.Filter):
         return "returned without completing handshake" not in record.getMessage()
 
 
+class _CredentialsFilter(logging.Filter):
+    """Hide the ``Authorization`` header in uvicorn's DEBUG lines.
+
+    At DEBUG, the websockets protocol under uvicorn logs every handshake header
+    (``< authorization: Bearer fcw_…``): a device token in the log. The header's
+    value is replaced by its scheme and ``***``.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if (
+            isinstance(args, tuple)
+            and len(args) == 2
+            and isinstance(args[0], str)
+            and args[0].lower() in ("authorization", "proxy-authorization")
+        ):
+            scheme = str(args[1]).partition(" ")[0]
+            record.args = (args[0], f"{scheme} ***")
+        return True
+
+
 _REFUSED_HANDSHAKE = _RefusedHandshakeFilter()
+_CREDENTIALS = _CredentialsFilter()
 
 
 def build_server(app: Starlette, settings: Settings, *, log_level: str = "info") -> uvicorn.Server:
     """A uvicorn server for ``app``, not yet started."""
     server = uvicorn.Server(uvicorn_config(app, settings, log_level=log_level))
-    logging.getLogger("uvicorn.error").addFilter(_REFUSED_HANDSHAKE)  # once: a set-like add
+    errors = logging.getLogger("uvicorn.error")
+    errors.addFilter(_REFUSED_HANDSHAKE)  # once each: a set-like add
+    errors.addFilter(_CREDENTIALS)
     return server

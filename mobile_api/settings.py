@@ -20,21 +20,29 @@ variable                       meaning                                     defau
 ``FIELDCLOUD_KEY_PREFIX``      prefix of every Redis key                   fieldcloud
 ``FIELDCLOUD_TICK_S``          how often due deadlines are looked for      0.1
 ``FIELDCLOUD_PRESENCE_REFRESH_S`` how often a socket renews its claim       10
+``FIELDCLOUD_LOG_LEVEL``       debug, info, warning or error               info (demo: warning)
+``FIELDCLOUD_ACCESS_LOG``      one log line per HTTP request (1/0)         0
 =============================  ==========================================  ========
 
 Either both ``DATABASE_URL`` and ``REDIS_URL`` are set (production) or
-neither (in-process); one without the other is an error.
+neither (in-process); one without the other is an error, except for
+``fieldcloud migrate``, which needs only ``DATABASE_URL``. The same table,
+with more words, is docs/configuration.md.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 from dispatch.config import DispatchConfig
 
 T = TypeVar("T")
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 class SettingsError(ValueError):
@@ -56,19 +64,45 @@ class Settings:
     key_prefix: str = "fieldcloud"
     tick_s: float = 0.1
     presence_refresh_s: float = 10.0
+    log_level: str | None = None
+    """One of ``LOG_LEVELS``; None: the command's default (info, the demo warning)."""
+    access_log: bool = False
 
     @property
     def production(self) -> bool:
         """True when PostgreSQL and Redis back the service."""
         return self.database_url is not None
 
+    def summary(self) -> str:
+        """The settings in one line, for the start-up log: no secret, no password."""
+        d = self.dispatch
+        radii = "/".join(f"{r:g}" for r in d.radii_m)
+        services = (
+            f"database {redact_url(self.database_url)}, redis {redact_url(self.redis_url)},"
+            f" key prefix {self.key_prefix!r}, "
+            if self.database_url is not None and self.redis_url is not None
+            else ""
+        )
+        return (
+            f"{services}listen {self.host}:{self.port}, waves of {d.wave_size}"
+            f" over {radii} m, offer timeout {d.offer_timeout_s:g} s,"
+            f" fix max age {d.fix_max_age_s:g} s, H3 resolution {d.resolution},"
+            f" frame cap {self.max_frame_bytes} B, {self.log_size} notices kept per worker,"
+            f" tick {self.tick_s:g} s, presence refresh {self.presence_refresh_s:g} s,"
+            f" access log {'on' if self.access_log else 'off'}"
+        )
+
     @classmethod
-    def from_environ(cls, environ: Mapping[str, str]) -> Settings:
-        """Load from ``environ``; raises ``SettingsError`` naming a bad variable."""
+    def from_environ(cls, environ: Mapping[str, str], *, database_only: bool = False) -> Settings:
+        """Load from ``environ``; raises ``SettingsError`` naming a bad variable.
+
+        ``database_only`` (``fieldcloud migrate``) accepts ``DATABASE_URL``
+        without ``REDIS_URL``.
+        """
         env = _Env(environ)
         database_url = env.get("DATABASE_URL", str, None)
         redis_url = env.get("REDIS_URL", str, None)
-        if (database_url is None) != (redis_url is None):
+        if (database_url is None) != (redis_url is None) and not database_only:
             raise SettingsError("set both DATABASE_URL and REDIS_URL, or neither")
         defaults = DispatchConfig()
         try:
@@ -95,6 +129,10 @@ class Settings:
             key_prefix=env.get("FIELDCLOUD_KEY_PREFIX", str, "fieldcloud"),
             tick_s=env.get("FIELDCLOUD_TICK_S", float, 0.1),
             presence_refresh_s=env.get("FIELDCLOUD_PRESENCE_REFRESH_S", float, 10.0),
+            log_level=env.get(
+                "FIELDCLOUD_LOG_LEVEL", _log_level, None, expect=", ".join(LOG_LEVELS)
+            ),
+            access_log=env.get("FIELDCLOUD_ACCESS_LOG", _flag, False, expect="1 or 0"),
         )
         if not 0 < settings.port < 65536:
             raise SettingsError("PORT must be between 1 and 65535")
@@ -108,6 +146,35 @@ class Settings:
         return settings
 
 
+def redact_url(url: str | None) -> str:
+    """``url`` without its password (for logs and messages)."""
+    if url is None:
+        return "-"
+    with contextlib.suppress(ValueError):
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        host = parts.hostname or ""
+        if parts.port is not None:
+            host = f"{host}:{parts.port}"
+        user = f"{parts.username}:***@" if parts.username else ":***@"
+        return urlunsplit(parts._replace(netloc=user + host))
+    return "<unparseable URL>"
+
+
+def _log_level(text: str) -> str:
+    if text.lower() not in LOG_LEVELS:
+        raise ValueError(text)
+    return text.lower()
+
+
+def _flag(text: str) -> bool:
+    value = {"1": True, "true": True, "yes": True, "on": True}.get(text.lower())
+    if value is None and text.lower() not in ("0", "false", "no", "off"):
+        raise ValueError(text)
+    return bool(value)
+
+
 def _floats(text: str) -> tuple[float, ...]:
     return tuple(float(part) for part in text.split(",") if part.strip())
 
@@ -116,11 +183,12 @@ class _Env:
     def __init__(self, environ: Mapping[str, str]) -> None:
         self._environ = environ
 
-    def get(self, name: str, parse: Callable[[str], T], default: T) -> T:
+    def get(self, name: str, parse: Callable[[str], T], default: T, expect: str = "") -> T:
         raw = self._environ.get(name)
         if raw is None or raw.strip() == "":
             return default
         try:
             return parse(raw.strip())
         except ValueError:
-            raise SettingsError(f"{name}={raw!r} is not valid") from None
+            hint = f" (expected {expect})" if expect else ""
+            raise SettingsError(f"{name}={raw!r} is not valid{hint}") from None

@@ -28,7 +28,7 @@ import redis.asyncio as aioredis
 from dispatch.stores import redis_presence
 from dispatch.stores.keys import Keys
 from dispatch.stores.redis_presence import RedisPresence
-from tests.dispatch.backends import REDIS_URL
+from tests.services import REDIS_URL
 
 SERVICE_FIXTURES = frozenset({"services", "presence", "fresh_database", "own_redis"})
 """Fixtures that reach PostgreSQL or Redis (or start a redis-server of their own)."""

@@ -198,6 +198,10 @@ class Presence(Protocol):
         """Drop the claim if ``instance_id`` still holds it."""
         ...
 
+    async def holder(self, worker_id: str) -> str | None:
+        """Who holds the worker's socket now, or None."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class Stores:

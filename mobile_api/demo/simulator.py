@@ -87,7 +87,11 @@ class SimConfig:
 
 @dataclass(slots=True)
 class SimStats:
-    """Counters of what the fleet and the feed observed; gauges live on ``Fleet``."""
+    """Counters of what the fleet and the feed observed; gauges live on ``Fleet``.
+
+    Every counter is cumulative (since the demo started); ``jobs_open`` is the
+    only current figure here.
+    """
 
     jobs_posted: int = 0
     jobs_assigned: int = 0
@@ -96,6 +100,8 @@ class SimStats:
     offers: int = 0
     accepts: int = 0
     declines: int = 0
+    expired: int = 0
+    """Offers that closed because their wave's deadline passed unanswered."""
     lost_races: int = 0
     """Accepts that came too late: someone else took the job first."""
     fixes: int = 0
@@ -106,6 +112,13 @@ class SimStats:
     open_jobs: dict[str, float] = field(default_factory=dict)
     """Job id → loop time it was posted, for jobs not yet assigned or unfilled."""
     assign_delays_s: list[float] = field(default_factory=list)
+    offer_delays_s: list[float] = field(default_factory=list)
+    """Seconds from sending ``POST /v1/jobs`` to the job's first offer at a phone."""
+    reserved: set[str] = field(default_factory=set)
+    """Jobs posted for a hand-driven phone: the simulated technicians decline them."""
+    _awaiting_offer: set[str] = field(default_factory=set)
+    _early_offers: dict[str, float] = field(default_factory=dict)
+    """First offers that arrived before the ``POST`` answer named their job."""
 
     @property
     def jobs_open(self) -> int:
@@ -114,6 +127,20 @@ class SimStats:
     def record_posted(self, job_id: str, posted_at: float) -> None:
         self.jobs_posted += 1
         self.open_jobs[job_id] = posted_at
+        early = self._early_offers.pop(job_id, None)
+        if early is None:
+            self._awaiting_offer.add(job_id)
+        else:
+            self.offer_delays_s.append(early - posted_at)
+
+    def record_offer(self, job_id: str, now: float) -> None:
+        """A phone received an offer for ``job_id``."""
+        self.offers += 1
+        if job_id in self._awaiting_offer:
+            self._awaiting_offer.discard(job_id)
+            self.offer_delays_s.append(now - self.open_jobs.get(job_id, now))
+        elif job_id not in self.open_jobs and job_id not in self.reserved:
+            self._early_offers.setdefault(job_id, now)
 
     def record_assigned(self, job_id: str, now: float) -> None:
         self.jobs_assigned += 1
@@ -122,12 +149,14 @@ class SimStats:
             self.assign_delays_s.append(now - posted_at)
 
     def record_unfilled(self, job_id: str) -> None:
+        self._awaiting_offer.discard(job_id)
         if self.open_jobs.pop(job_id, None) is not None:
             self.jobs_unfilled += 1
 
     def drop_open(self, job_id: str) -> None:
         """Stop counting a job as open (it was assigned before it was recorded)."""
         self.open_jobs.pop(job_id, None)
+        self._awaiting_offer.discard(job_id)
 
     def record_error(self, what: str) -> None:
         self.errors += 1
@@ -136,6 +165,10 @@ class SimStats:
     def median_assign_s(self) -> float | None:
         """Median seconds from posting a job to its ``assigned`` notice."""
         return statistics.median(self.assign_delays_s) if self.assign_delays_s else None
+
+    def median_offer_s(self) -> float | None:
+        """Median seconds from posting a job to its first offer at a phone."""
+        return statistics.median(self.offer_delays_s) if self.offer_delays_s else None
 
 
 # -- one technician -----------------------------------------------------------------
@@ -167,6 +200,7 @@ class Decision:
 
     at: float
     accept: bool
+    job_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -347,24 +381,27 @@ class Technician:
         elif kind == "assigned":
             self._on_assigned(msg, now)
         elif kind == "offer_closed":
-            self._forget_offer(msg["offer_id"], msg["job_id"])
+            self._forget_offer(msg["offer_id"], msg["job_id"], msg.get("reason"))
         elif kind == "job_cancelled":
             self._on_job_cancelled(msg["job_id"], now)
         elif kind == "error":
             self._on_error(msg)
 
     def _on_offer(self, msg: Notice, now: float) -> None:
-        self._stats.offers += 1
         job = msg["job"]
+        self._stats.record_offer(job["id"], now)
         self._sites[job["id"]] = Point(job["lat"], job["lng"])
         if self.phase is not Phase.AVAILABLE:
             return  # the server withdraws it; a busy human ignores it
         p = self._cfg.accept_probability * (1.0 if msg["distance_m"] < 4_000 else 0.6)
-        accept = self._rng.random() < p
+        accept = self._rng.random() < p and job["id"] not in self._stats.reserved
         lo, hi = self._cfg.accept_delay_s if accept else self._cfg.decline_delay_s
-        self._decisions[msg["offer_id"]] = Decision(now + self._rng.uniform(lo, hi), accept)
+        at = now + self._rng.uniform(lo, hi)
+        self._decisions[msg["offer_id"]] = Decision(at, accept, job["id"])
 
-    def _forget_offer(self, offer_id: str, job_id: str) -> None:
+    def _forget_offer(self, offer_id: str, job_id: str, reason: str | None = None) -> None:
+        if reason == "expired":
+            self._stats.expired += 1
         self._decisions.pop(offer_id, None)
         if job_id != self._job_id:
             self._sites.pop(job_id, None)
@@ -395,9 +432,12 @@ class Technician:
         decision = self._decisions.pop(offer_id)
         if self.phase is not Phase.AVAILABLE:
             return
+        # A job posted for a hand-driven phone is left to it (the POST answer
+        # naming it may have come after the offer).
+        accept = decision.accept and decision.job_id not in self._stats.reserved
         if self._accepting is not None:  # wait for the answer to the last accept
-            self._decisions[offer_id] = Decision(now + 0.5, decision.accept)
-        elif decision.accept:
+            self._decisions[offer_id] = Decision(now + 0.5, accept, decision.job_id)
+        elif accept:
             self._accepting = offer_id
             self._stats.accepts += 1
             await self._send(ws, {"type": "accept", "offer_id": offer_id})

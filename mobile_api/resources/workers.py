@@ -1,4 +1,9 @@
-"""``/v1/workers``: an organisation's technicians and their device tokens."""
+"""``/v1/workers``: an organisation's technicians and their device tokens.
+
+``GET /v1/workers/{id}`` adds ``connected``: whether the worker's phone holds a
+socket right now (``status`` is the last availability it reported, which
+stays as it was when the phone goes away).
+"""
 
 from __future__ import annotations
 
@@ -26,4 +31,4 @@ async def get_worker(request: Request) -> Response:
     rt = runtime(request)
     org_id = (await caller(request, Role.ORG)).tenant
     worker = await rt.service.get_worker(org_id, request.path_params["worker_id"])
-    return json_response(worker_view(worker))
+    return json_response({**worker_view(worker), "connected": await rt.connected(worker.id)})

@@ -9,7 +9,7 @@ positive figures, and that the run's own PostgreSQL database and Redis key
 prefix are gone afterwards -- also when the run is stopped half-way.
 
 The quick run includes the PostgreSQL + Redis scenarios, so these tests need
-both services (127.0.0.1:5432 and :6379, as the rest of the suite): when they
+both services (``tests.services``, as the rest of the suite): when they
 do not answer the bench refuses to start and the tests fail, naming the
 service; they never skip.
 """
@@ -32,7 +32,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from bench.runner import COLUMNS, SCENARIOS
-from bench.services import DEFAULT_ADMIN_DSN, DEFAULT_REDIS_URL
+from tests.services import PG_ADMIN_DSN, REDIS_URL
 
 pytestmark = pytest.mark.services
 
@@ -48,7 +48,8 @@ PRODUCTION_ROWS = {
 
 
 def _bench(*args: str) -> list[str]:
-    return [sys.executable, "-m", "bench", *args]
+    services = ["--redis-url", REDIS_URL, "--database-url", PG_ADMIN_DSN]
+    return [sys.executable, "-m", "bench", *services, *args]
 
 
 def _stop(proc: subprocess.Popen[str]) -> None:
@@ -79,12 +80,12 @@ def _run_bench(*args: str, timeout_s: float = TIMEOUT_S) -> subprocess.Completed
 
 async def _leftovers(database: str, prefix: str) -> tuple[bool, int]:
     """Whether ``database`` still exists, and how many keys remain under ``prefix``."""
-    conn = await asyncpg.connect(DEFAULT_ADMIN_DSN, timeout=5)
+    conn = await asyncpg.connect(PG_ADMIN_DSN, timeout=5)
     try:
         exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", database)
     finally:
         await conn.close()
-    client = aioredis.Redis.from_url(DEFAULT_REDIS_URL, socket_connect_timeout=5)
+    client = aioredis.Redis.from_url(REDIS_URL, socket_connect_timeout=5)
     try:
         keys = [k async for k in client.scan_iter(match=f"{prefix}:*", count=1000)]
     finally:

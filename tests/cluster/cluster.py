@@ -33,9 +33,8 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from dispatch.stores.keys import Keys
 from dispatch.stores.migrate import migrate
+from tests.services import PG_ADMIN_DSN, REDIS_URL, with_database
 
-PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
-REDIS_URL = "redis://127.0.0.1:6379/0"
 ADMIN = "cluster-admin-token"
 WAIT_S = 20.0
 """Upper bound for anything to happen; only there so a broken run cannot hang."""
@@ -70,7 +69,7 @@ async def cluster_env(redis_url: str = REDIS_URL) -> AsyncIterator[ClusterEnv]:
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
         await admin.close()
-    dsn = f"postgresql://postgres@127.0.0.1:5432/{name}"
+    dsn = with_database(name)
     env = ClusterEnv(dsn, redis_url, name)
     try:
         await migrate(dsn)

@@ -118,3 +118,26 @@ async def test_connecting_on_another_instance_closes_the_older_socket(tmp_path: 
                     assert (await new.recv_type("pong"))["type"] == "pong"
         finally:
             await asyncio.gather(a.stop(), b.stop())
+
+
+async def test_a_worker_connected_to_one_instance_is_connected_as_seen_from_the_other(
+    pair: tuple[Instance, Instance],
+) -> None:
+    """GET /v1/workers/{id} on B says connected while the phone is on A, and not once it left."""
+    a, b = pair
+    key = await a.create_org()
+    worker_id, token = await a.create_worker(key, "Ann", [])
+
+    async def connected_on_b(want: bool) -> None:
+        async with b.client(key) as c, asyncio.timeout(20.0):
+            while True:
+                r = await c.get(f"/v1/workers/{worker_id}")
+                assert r.status_code == 200, r.text
+                if r.json()["connected"] is want:
+                    return
+                await asyncio.sleep(0.05)
+
+    await connected_on_b(False)
+    async with Phone.connect(a.ws_url, token):
+        await connected_on_b(True)  # once A's presence claim is in Redis
+    await connected_on_b(False)

@@ -10,7 +10,8 @@ teardown are swept by a later run once they are an hour old.
 no services; ``production`` empties the tables and takes a fresh sub-prefix.
 
 Rules for callers: production tests need the PostgreSQL and Redis servers
-named below; when they cannot be reached the tests fail (they never skip).
+of ``tests.services`` (127.0.0.1 by default, or ``FIELDCLOUD_TEST_*``); when
+they cannot be reached the tests fail (they never skip).
 ``Backend.twin()`` opens a second instance on the same database and prefix
 (the memory backend is one process: its twin is itself).
 """
@@ -46,10 +47,8 @@ from dispatch.stores.memory import memory_stores
 from dispatch.stores.migrate import migrate
 from dispatch.stores.ports import Stores
 from dispatch.stores.production import ProductionBackend, open_production_stores
+from tests.services import PG_ADMIN_DSN, REDIS_URL, pg_where, with_database
 
-PG_HOST = "127.0.0.1:5432"
-PG_ADMIN_DSN = f"postgresql://postgres@{PG_HOST}/postgres"
-REDIS_URL = "redis://127.0.0.1:6379/0"
 RESOLUTION = 9
 LOG_SIZE = 5
 BACKENDS = ["memory", "production"]
@@ -78,7 +77,7 @@ class ServiceEnv:
 
 def pg_dsn(database: str) -> str:
     """The DSN of ``database`` on the test server."""
-    return f"postgresql://postgres@{PG_HOST}/{database}"
+    return with_database(database)
 
 
 async def create_database(name: str) -> None:
@@ -87,7 +86,7 @@ async def create_database(name: str) -> None:
     try:
         conn = await asyncpg.connect(PG_ADMIN_DSN, timeout=5)
     except Exception as exc:
-        pytest.fail(f"PostgreSQL at {PG_HOST} is not reachable: {exc!r}", pytrace=False)
+        pytest.fail(f"PostgreSQL at {pg_where()} is not reachable: {exc!r}", pytrace=False)
     try:
         await conn.execute(f'CREATE DATABASE "{name}"')
         await conn.execute(f"COMMENT ON DATABASE \"{name}\" IS '{_STAMP}{time.time():.0f}'")

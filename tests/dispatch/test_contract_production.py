@@ -23,7 +23,6 @@ from dispatch.stores.redis import RedisFixes, RedisWriter
 from dispatch.stores.redis_feed import RedisWorkerFeed
 from dispatch.stores.redis_index import RedisLocationIndex
 from tests.dispatch.backends import (
-    REDIS_URL,
     RESOLUTION,
     Backend,
     ServiceEnv,
@@ -37,6 +36,7 @@ from tests.dispatch.backends import (
     open_backend,
     pg_dsn,
 )
+from tests.services import REDIS_URL
 
 pytestmark = pytest.mark.services
 

@@ -357,6 +357,8 @@ async def running_server(
     *,
     tick_s: float = 0.05,
     max_frame_bytes: int = 16_384,
+    access_log: bool = False,
+    log_level: str = "warning",
     clock: Clock = time.time,
 ) -> AsyncIterator[LiveServer]:
     """Serve ``create_app`` on a free loopback port until the block exits."""
@@ -366,9 +368,10 @@ async def running_server(
         dispatch=dispatch,
         tick_s=tick_s,
         max_frame_bytes=max_frame_bytes,
+        access_log=access_log,
     )
     app = create_app(settings, clock=clock)
-    server: uvicorn.Server = build_server(app, settings, log_level="warning")
+    server: uvicorn.Server = build_server(app, settings, log_level=log_level)
     errors = ServerErrors()
     with errors.watching(), socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))

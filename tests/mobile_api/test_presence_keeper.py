@@ -106,6 +106,9 @@ class Watched:
     async def release(self, worker_id: str, instance_id: str) -> bool:
         return await self.inner.release(worker_id, instance_id)
 
+    async def holder(self, worker_id: str) -> str | None:
+        return await self.inner.holder(worker_id)
+
 
 @pytest.fixture
 def sessions() -> dict[str, Session]:
