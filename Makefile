@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test check lint typecheck serve bench bench-quick clean
+.PHONY: run test test-fast check lint typecheck imports serve bench bench-quick clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,9 +25,13 @@ run: $(VENV)/.installed
 serve: $(VENV)/.installed
 	$(BIN)/fieldcloud serve
 
-## test: the whole suite
+## test: the whole suite, with branch coverage (fails under the floor in pyproject.toml)
 test: $(VENV)/.installed-test
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --cov
+
+## test-fast: what runs in seconds while you work (no slow tests, no coverage)
+test-fast: $(VENV)/.installed-test
+	$(BIN)/python -m pytest -m "not slow"
 
 ## bench: the benchmark (a few minutes); prints a table, writes bench-results/bench.json
 bench: $(VENV)/.installed-test
@@ -36,13 +40,15 @@ bench: $(VENV)/.installed-test
 bench-quick: $(VENV)/.installed-test
 	$(BIN)/python -m bench --quick --json bench-results/bench-quick.json
 
-## check: lint and type-check
-check: lint typecheck
+## check: lint, type-check and the layer contracts (pyproject.toml [tool.importlinter])
+check: lint typecheck imports
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy
+imports: $(VENV)/.installed-test
+	$(BIN)/lint-imports
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis .import_linter_cache .coverage .coverage.*

@@ -71,12 +71,14 @@ def _route_path(scope: Scope) -> str:
 
 
 async def handle_http_exception(request: Request, exc: Exception) -> Response:
+    """Starlette's own 404 and 405 (unknown route, wrong method) as JSON errors."""
     assert isinstance(exc, HTTPException)
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
     return error_response(exc.status_code, code, str(exc.detail))
 
 
 async def handle_unexpected(request: Request, exc: Exception) -> Response:
+    """Any other exception: logged with its traceback, answered 500 without details."""
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return error_response(500, "internal", "unexpected server error")
 

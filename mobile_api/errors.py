@@ -93,20 +93,29 @@ def json_response(
     )
 
 
+RESPONSE_HEADERS: dict[int, dict[str, str]] = {
+    401: {"WWW-Authenticate": 'Bearer realm="fieldcloud"'},
+    # The rest of an oversized body is never read, so the connection cannot
+    # carry another request: the server closes it after the answer.
+    413: {"Connection": "close"},
+    503: {"Retry-After": "1"},
+}
+"""Headers that an error response of each status carries."""
+
+
 def error_response(status: int, code: str, message: str, **extra: Any) -> Response:
-    """A JSON error response; 503s tell clients when to retry."""
-    headers = {"Retry-After": "1"} if status == 503 else None
-    if status == 401:
-        headers = {"WWW-Authenticate": 'Bearer realm="fieldcloud"'}
-    return json_response(error_body(code, message, **extra), status, headers)
+    """A JSON error response, with its status's ``RESPONSE_HEADERS``."""
+    return json_response(error_body(code, message, **extra), status, RESPONSE_HEADERS.get(status))
 
 
 async def handle_api_error(request: Request, exc: Exception) -> Response:
+    """An ``ApiError`` raised by the edge, with its own status and code."""
     assert isinstance(exc, ApiError)
     return error_response(exc.status, exc.code, exc.message)
 
 
 async def handle_dispatch_error(request: Request, exc: Exception) -> Response:
+    """A domain error with the status ``STATUS`` gives its class (an offer's close reason too)."""
     assert isinstance(exc, DispatchError)
     extra: dict[str, Any] = {}
     if isinstance(exc, OfferClosed):

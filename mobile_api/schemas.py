@@ -32,16 +32,22 @@ class _Body(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class CreateOrg(_Body):
+    """Body of ``POST /v1/orgs``: a new organisation."""
+
     name: Name
 
 
 class CreateWorker(_Body):
+    """Body of ``POST /v1/workers``: a new technician (off duty until their phone says)."""
+
     name: Name
     kind: WorkerKind = WorkerKind.EMPLOYEE
     skills: Skills = msgspec.field(default_factory=list)
 
 
 class CreateJob(_Body):
+    """Body of ``POST /v1/jobs``: a work order at a place, for workers with every skill."""
+
     title: Name
     lat: Lat
     lng: Lng
@@ -52,6 +58,8 @@ class CreateJob(_Body):
 
 
 class CancelJob(_Body):
+    """Body of ``POST /v1/jobs/{id}/cancel`` (optional: an empty body has no reason)."""
+
     reason: Annotated[str, msgspec.Meta(max_length=500)] = ""
 
 
@@ -63,6 +71,8 @@ class _Msg(msgspec.Struct, forbid_unknown_fields=True, tag_field="type"):
 
 
 class LocationMsg(_Msg, tag="location"):
+    """A position fix; ``ts`` defaults to the time of arrival."""
+
     lat: Lat
     lng: Lng
     accuracy_m: Accuracy | None = None
@@ -70,18 +80,26 @@ class LocationMsg(_Msg, tag="location"):
 
 
 class StatusMsg(_Msg, tag="status"):
+    """The worker goes available or off duty."""
+
     status: Availability
 
 
 class AcceptMsg(_Msg, tag="accept"):
+    """Take an offer: the first accept wins; the winner's repeat is answered ``assigned``."""
+
     offer_id: Ident
 
 
 class DeclineMsg(_Msg, tag="decline"):
+    """Refuse an offer; the wave goes on without this worker."""
+
     offer_id: Ident
 
 
 class ProgressMsg(_Msg, tag="progress"):
+    """The assigned job moves on: en route, on site, completed."""
+
     job_id: Ident
     state: Annotated[str, msgspec.Meta(pattern=r"^(en_route|on_site|completed)$")]
 

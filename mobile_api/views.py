@@ -9,10 +9,12 @@ from dispatch.notices import iso
 
 
 def org_view(org: Organisation) -> dict[str, Any]:
+    """An organisation as ``POST /v1/orgs`` shows it (its key is added there, once)."""
     return {"id": org.id, "name": org.name, "created_at": iso(org.created_at)}
 
 
 def worker_view(worker: Worker) -> dict[str, Any]:
+    """A worker with status and last fix (never the device token)."""
     fix = worker.fix
     return {
         "id": worker.id,
@@ -29,10 +31,12 @@ def worker_view(worker: Worker) -> dict[str, Any]:
 
 
 def event_view(event: JobEvent) -> dict[str, Any]:
+    """One entry of a job's history."""
     return {"seq": event.seq, "at": iso(event.at), "kind": event.kind, "data": dict(event.data)}
 
 
 def job_view(job: Job, history: list[JobEvent] | None = None) -> dict[str, Any]:
+    """A job; with ``history`` (oldest first) when one is given."""
     body: dict[str, Any] = {
         "id": job.id,
         "org_id": job.org_id,

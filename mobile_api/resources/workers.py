@@ -10,23 +10,25 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..auth import require_org
+from ..auth import Role
 from ..errors import json_response
 from ..schemas import CreateWorker
 from ..views import worker_view
-from .common import decode_body, runtime
+from .common import caller, decode_body, runtime
 
 
 async def create_worker(request: Request) -> Response:
+    """``POST /v1/workers`` (organisation key): a worker and its device token, shown once; 201."""
     rt = runtime(request)
-    org = await require_org(request.headers, rt.service, rt.admin_token)
+    org_id = (await caller(request, Role.ORG)).tenant
     body = await decode_body(request, CreateWorker)
-    worker, token = await rt.service.create_worker(org.id, body.name, body.kind, body.skills)
+    worker, token = await rt.service.create_worker(org_id, body.name, body.kind, body.skills)
     return json_response({**worker_view(worker), "token": token}, 201)
 
 
 async def get_worker(request: Request) -> Response:
+    """``GET /v1/workers/{worker_id}`` (organisation key): status and last fix; 404 if foreign."""
     rt = runtime(request)
-    org = await require_org(request.headers, rt.service, rt.admin_token)
-    worker = await rt.service.get_worker(org.id, request.path_params["worker_id"])
+    org_id = (await caller(request, Role.ORG)).tenant
+    worker = await rt.service.get_worker(org_id, request.path_params["worker_id"])
     return json_response({**worker_view(worker), "connected": await rt.connected(worker.id)})

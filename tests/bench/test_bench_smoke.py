@@ -93,6 +93,8 @@ async def _leftovers(database: str, prefix: str) -> tuple[bool, int]:
     return exists is not None, len(keys)
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(300)  # the whole quick benchmark, both modes
 def test_quick_bench_reports_every_scenario_with_finite_positive_figures(
     tmp_path: Path,
 ) -> None:
@@ -158,6 +160,7 @@ def test_bench_refuses_to_start_when_postgresql_does_not_answer(tmp_path: Path) 
     assert not (tmp_path / "bench.json").exists()
 
 
+@pytest.mark.slow
 def test_interrupted_bench_drops_its_database_and_keys() -> None:
     """SIGTERM half-way through a production scenario: servers stop, services are removed."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}

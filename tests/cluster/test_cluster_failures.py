@@ -18,6 +18,8 @@ from dispatch.service import OPEN_JOBS_RECHECK_S
 from tests.cluster.cluster import WAIT_S, ClusterEnv, Instance, Phone, cluster_env, free_port
 from tests.cluster.link import Link
 
+pytestmark = pytest.mark.services
+
 LYON = (45.7640, 4.8357)
 
 
@@ -32,6 +34,7 @@ async def wait_status(inst: Instance, path: str, status: int) -> None:
                 await asyncio.sleep(0.1)
 
 
+@pytest.mark.slow
 async def test_killing_the_socket_holder_loses_neither_the_job_nor_a_notice(
     tmp_path: Path,
 ) -> None:
@@ -158,6 +161,7 @@ async def redis_instance(
             await inst.stop()
 
 
+@pytest.mark.slow
 async def test_redis_outage_answers_503_then_recovers_by_itself_without_losing_a_job(
     tmp_path: Path,
     redis_instance: tuple[Instance, int, list[subprocess.Popen[bytes]]],
@@ -224,6 +228,7 @@ async def test_a_server_that_cannot_reach_redis_at_start_up_exits_with_a_clear_m
     assert dead.removesuffix("/0") in message
 
 
+@pytest.mark.slow
 async def test_postgres_outage_answers_503_keeps_sockets_and_recovers_by_itself(
     tmp_path: Path,
 ) -> None:

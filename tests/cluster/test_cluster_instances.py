@@ -13,6 +13,8 @@ from websockets.exceptions import ConnectionClosed
 
 from tests.cluster.cluster import Instance, Phone, cluster_env
 
+pytestmark = [pytest.mark.services, pytest.mark.slow]
+
 LYON = (45.7640, 4.8357)
 
 

@@ -38,6 +38,8 @@ from tests.dispatch.backends import (
 )
 from tests.services import REDIS_URL
 
+pytestmark = pytest.mark.services
+
 DEAD_PG = "postgresql://postgres:secret@127.0.0.1:1/nowhere"
 DEAD_REDIS = "redis://127.0.0.1:1/0"
 

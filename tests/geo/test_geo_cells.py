@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
+import h3
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -269,3 +271,72 @@ def test_center_and_circumradius_agree_with_the_separate_functions(res: int) -> 
         assert radius == circumradius_m(cell)
     with pytest.raises(InvalidCell):
         center_and_circumradius_m(Cell(0))
+
+
+H3_FAILURES: list[tuple[Exception, type[GeoError]]] = [
+    (h3.H3LatLngDomainError("lat"), InvalidCoordinates),
+    (h3.H3ResDomainError("res"), InvalidResolution),
+    (h3.H3CellInvalidError("cell"), InvalidCell),
+    (h3.H3IndexInvalidError("index"), InvalidCell),
+    (h3.H3BaseCellDomainError("base cell"), InvalidCell),
+    (OverflowError("too big for a uint64"), InvalidCell),
+    (TypeError("not an int"), InvalidCell),
+    (h3.H3DomainError("domain"), InvalidArgument),
+    (h3.H3PentagonError("pentagon in the way"), GeoError),
+    (h3.H3MemoryAllocError("out of memory"), GeoError),
+]
+
+
+@pytest.mark.parametrize(("error", "expected"), H3_FAILURES, ids=lambda v: type(v).__name__)
+def test_each_kind_of_h3_failure_surfaces_as_its_geo_error(
+    monkeypatch: pytest.MonkeyPatch, error: Exception, expected: type[GeoError]
+) -> None:
+    """Whatever h3 raises leaves the facade as the matching class of the geo error tree,
+    with h3's exception as its cause."""
+
+    def failing(*args: object) -> object:
+        raise error
+
+    monkeypatch.setattr("geo.cells._h3.cell_to_latlng", failing)
+    with pytest.raises(GeoError) as raised:
+        cell_to_latlng(latlng_to_cell(*PARIS, 9))
+    assert type(raised.value) is expected
+    assert raised.value.__cause__ is error
+    assert str(raised.value)
+
+
+WRAPPED: list[tuple[str, str, Callable[[Cell], object]]] = [
+    ("latlng_to_cell", "geo.cells._h3_latlng_to_cell", lambda c: latlng_to_cell(*PARIS, 9)),
+    ("cell_to_latlng", "geo.cells._h3.cell_to_latlng", cell_to_latlng),
+    ("cell_resolution", "geo.cells._h3.get_resolution", cell_resolution),
+    ("is_pentagon", "geo.cells._h3.is_pentagon", is_pentagon),
+    ("pentagons", "geo.cells._h3.get_pentagons", lambda c: pentagons(9)),
+    ("grid_disk", "geo.cells._h3.grid_disk", lambda c: grid_disk(c, 2)),
+    ("grid_neighbors", "geo.cells._h3_memview.grid_disk", grid_neighbors),
+    ("grid_ring", "geo.cells._h3.grid_disk", lambda c: grid_ring(c, 2)),
+    ("cell_boundary", "geo.cells._h3.cell_to_boundary", cell_boundary),
+    ("center_and_circumradius_m", "geo.cells._h3.cell_to_boundary", center_and_circumradius_m),
+    (
+        "average_edge_length_m",
+        "geo.cells._h3.average_hexagon_edge_length",
+        lambda c: average_edge_length_m(9),
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "target", "call"), WRAPPED, ids=[w[0] for w in WRAPPED])
+def test_every_call_into_h3_is_wrapped(
+    monkeypatch: pytest.MonkeyPatch, name: str, target: str, call: Callable[[Cell], object]
+) -> None:
+    """No h3 exception escapes a public function of the facade: each turns into a GeoError."""
+    cell = latlng_to_cell(*PARIS, 9)
+    grid_neighbors.cache_clear()
+    error = h3.H3CellInvalidError(name)
+
+    def failing(*args: object, **kwargs: object) -> object:
+        raise error
+
+    monkeypatch.setattr(target, failing)
+    with pytest.raises(InvalidCell) as raised:
+        call(cell)
+    assert raised.value.__cause__ is error

@@ -13,6 +13,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -24,6 +25,8 @@ from geo import (
     haversine_m,
     pentagons,
 )
+
+pytestmark = pytest.mark.slow
 
 Point = tuple[float, float]
 Predicate = Callable[[str], bool]

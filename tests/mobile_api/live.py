@@ -5,7 +5,8 @@
 yields a ``LiveServer`` with the base URLs and helpers for the HTTP API and
 for phones; the fixtures ``start_server`` and ``server`` (``conftest.py``)
 open them for a test. ``DEFAULT_POLICY`` has long offer deadlines, so
-nothing expires unless a test asks for it.
+nothing expires unless a test asks for it; a test about deadlines hands the
+server a ``ManualClock`` and moves it past them instead of waiting.
 
 Phones are real ``websockets`` clients. ``Phone.pending()`` is the quiet
 check: it sends an application ``ping`` and returns every frame that arrives
@@ -23,6 +24,7 @@ import json
 import logging
 import math
 import socket
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -34,6 +36,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from dispatch.config import DispatchConfig
+from dispatch.service import Clock
 from mobile_api.app import FieldcloudApp, create_app
 from mobile_api.runtime import Runtime
 from mobile_api.server import build_server
@@ -332,6 +335,26 @@ class ServerErrors(logging.Handler):
 
 StartServer = Callable[..., Awaitable[LiveServer]]
 
+
+class ManualClock:
+    """The service's clock, moved only by the test: deadlines pass when it says so.
+
+    It starts at the real time (fixes without a ``ts`` are stamped with it, so
+    they are fresh). The server's ticker still runs every ``tick_s`` of real
+    time and finds a deadline due once the clock has been moved past it.
+    """
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock ``seconds`` on."""
+        self.now += seconds
+
+
 DEFAULT_POLICY = DispatchConfig(wave_size=5, offer_timeout_s=600.0)
 """Offers that never expire within a test unless the test shortens the deadline."""
 
@@ -344,6 +367,7 @@ async def running_server(
     max_frame_bytes: int = 16_384,
     access_log: bool = False,
     log_level: str = "warning",
+    clock: Clock = time.time,
 ) -> AsyncIterator[LiveServer]:
     """Serve ``create_app`` on a free loopback port until the block exits."""
     settings = Settings(
@@ -354,7 +378,7 @@ async def running_server(
         max_frame_bytes=max_frame_bytes,
         access_log=access_log,
     )
-    app = create_app(settings)
+    app = create_app(settings, clock=clock)
     server: uvicorn.Server = build_server(app, settings, log_level=log_level)
     errors = ServerErrors()
     with errors.watching(), socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

@@ -6,7 +6,10 @@ from typing import Any
 
 import httpx
 import pytest
+from starlette.routing import Route
 
+from mobile_api.auth import Role
+from mobile_api.routes import ROUTES
 from tests.mobile_api.live import ADMIN_TOKEN, PARIS, LiveServer, Org
 
 JOB = {"title": "Fix lamp", "lat": PARIS[0], "lng": PARIS[1]}
@@ -34,6 +37,13 @@ async def test_health_answers_without_a_token(server: LiveServer) -> None:
     r = await server.http.get("/healthz")
     assert r.status_code == 200
     assert r.json() == {"status": "ok", "mode": "memory"}
+
+
+async def test_ready_answers_without_a_token_in_memory_mode(server: LiveServer) -> None:
+    """GET /readyz needs no token; with nothing to reach in process it is ready at once."""
+    r = await server.http.get("/readyz")
+    assert r.status_code == 200
+    assert r.json() == {"status": "ready", "mode": "memory"}
 
 
 @pytest.mark.parametrize(
@@ -65,23 +75,47 @@ async def test_a_missing_or_wrong_token_answers_401_json(
         assert r.headers["www-authenticate"].lower().startswith("bearer")
 
 
-async def test_an_organisation_key_cannot_create_organisations(
+PUBLIC = {("GET", "/healthz"), ("GET", "/readyz")}
+"""Routes that answer without a token."""
+
+ROLES_OF: dict[tuple[str, str], set[Role]] = {
+    ("POST", "/v1/orgs"): {Role.ADMIN},
+    ("POST", "/v1/workers"): {Role.ORG},
+    ("GET", "/v1/workers/{worker_id}"): {Role.ORG},
+    ("POST", "/v1/jobs"): {Role.ORG},
+    ("GET", "/v1/jobs/{job_id}"): {Role.ORG},
+    ("POST", "/v1/jobs/{job_id}/cancel"): {Role.ORG},
+}
+"""The roles each protected route takes; every other role is refused 403."""
+
+BODIES: dict[str, dict[str, Any]] = {"/v1/orgs": {"name": "X"}, "/v1/workers": {"name": "X"}}
+
+
+def test_every_route_says_which_roles_it_takes() -> None:
+    """The role table covers the route table exactly, so a new route cannot be left out."""
+    served = {(m, r.path) for r in ROUTES if isinstance(r, Route) for m in r.methods or ()}
+    assert served - {("HEAD", path) for _, path in served} == PUBLIC | set(ROLES_OF)
+
+
+async def test_each_route_refuses_every_role_it_does_not_take_403(
     server: LiveServer, org: Org
 ) -> None:
-    """POST /v1/orgs with an organisation's API key answers 403."""
-    r = await server.http.post("/v1/orgs", json={"name": "Mine"}, headers=org.headers)
-    assert error_code(r, 403) == "forbidden"
-
-
-async def test_valid_secrets_of_the_wrong_kind_answer_403(server: LiveServer, org: Org) -> None:
-    """The admin token or a device token on an organisation route answers 403, as the auth
-    module promises for a valid secret of the wrong kind."""
+    """A valid secret of a role the route does not take answers 403; one it takes passes."""
     cred = await server.create_worker(org, "Ann")
-    for token in (ADMIN_TOKEN, cred.token):
-        r = await server.http.post(
-            "/v1/jobs", json=JOB, headers={"Authorization": f"Bearer {token}"}
-        )
-        assert error_code(r, 403) == "forbidden", token
+    secrets = {Role.ADMIN: ADMIN_TOKEN, Role.ORG: org.key, Role.WORKER: cred.token}
+    for (method, path), allowed in ROLES_OF.items():
+        url = path.format(worker_id=cred.id, job_id="job_x")
+        for role, secret in secrets.items():
+            r = await server.http.request(
+                method,
+                url,
+                json=BODIES.get(path, JOB) if method == "POST" else None,
+                headers={"Authorization": f"Bearer {secret}"},
+            )
+            if role in allowed:
+                assert r.status_code not in {401, 403}, (method, path, role, r.text)
+            else:
+                assert error_code(r, 403) == "forbidden", (method, path, role)
 
 
 async def test_another_tenants_records_are_not_found(server: LiveServer, org: Org) -> None:

@@ -10,7 +10,15 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from tests.mobile_api.live import PARIS, WAIT_S, LiveServer, StartServer, offset, types_of
+from tests.mobile_api.live import (
+    ADMIN_TOKEN,
+    PARIS,
+    WAIT_S,
+    LiveServer,
+    StartServer,
+    offset,
+    types_of,
+)
 
 SKILL = "electrical"
 
@@ -35,12 +43,14 @@ async def test_a_handshake_without_a_valid_device_token_is_refused_401(
 
 
 async def test_other_credentials_do_not_open_a_phone_socket(server: LiveServer) -> None:
-    """An organisation key or the admin token is not a device token: the upgrade is refused."""
+    """An organisation key or the admin token is not a device token: the upgrade is
+    refused 403 with a JSON body."""
     org = await server.create_org()
-    for token in (org.key, "test-admin-token"):
+    for token in (org.key, ADMIN_TOKEN):
         with pytest.raises(InvalidStatus) as refused:
             await server.connect_worker(token)
-        assert refused.value.response.status_code in {401, 403}
+        assert refused.value.response.status_code == 403
+        assert json.loads(refused.value.response.body)["error"]["code"] == "forbidden"
 
 
 @pytest.mark.parametrize("last_seq", ["abc", "-1", "1.5", "9" * 30])

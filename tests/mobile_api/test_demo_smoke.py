@@ -5,11 +5,14 @@ from __future__ import annotations
 import io
 import re
 
+import pytest
+
 from mobile_api.demo.run import simulate
 from mobile_api.demo.simulator import SimConfig
 from mobile_api.settings import Settings
 
 
+@pytest.mark.slow
 async def test_small_fleet_gets_jobs_assigned_and_completed() -> None:
     """A 30-technician fleet fed 4 jobs/s for 6 s receives offers, wins jobs and completes some."""
     config = SimConfig(

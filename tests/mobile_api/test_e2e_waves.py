@@ -7,7 +7,15 @@ import time
 from datetime import UTC, datetime
 
 from dispatch.config import DispatchConfig
-from tests.mobile_api.live import PARIS, StartServer, haversine_m, offset, pending_all, types_of
+from tests.mobile_api.live import (
+    PARIS,
+    ManualClock,
+    StartServer,
+    haversine_m,
+    offset,
+    pending_all,
+    types_of,
+)
 
 SKILL = "electrical"
 
@@ -32,8 +40,9 @@ def expected_waves(
 async def test_unanswered_waves_expire_widen_and_end_unfilled(start_server: StartServer) -> None:
     """Unanswered offers close as expired, the next wave reaches the next nearest within a
     wider radius, and after the last wave the job is unfilled."""
-    config = DispatchConfig(wave_size=2, offer_timeout_s=0.5, radii_m=(1000.0, 2500.0, 5000.0))
-    live = await start_server(config, tick_s=0.02)
+    config = DispatchConfig(wave_size=2, offer_timeout_s=30.0, radii_m=(1000.0, 2500.0, 5000.0))
+    clock = ManualClock()
+    live = await start_server(config, tick_s=0.02, clock=clock)
     org = await live.create_org()
     distances = [300.0, 600.0, 900.0, 1500.0, 2000.0, 4000.0, 8000.0]
     phones = await asyncio.gather(
@@ -59,6 +68,9 @@ async def test_unanswered_waves_expire_widen_and_end_unfilled(start_server: Star
             assert offer["wave"] == number
             assert offer["job"]["id"] == job["id"]
             offers[worker_id] = offer["offer_id"]
+        for phone in phones:  # the wave's offers are out, and nothing else moved yet
+            await phone.assert_quiet()
+        clock.advance(config.offer_timeout_s)  # the wave's deadline is now
         for worker_id in wave:
             closed = await by_id[worker_id].recv_type("offer_closed")
             assert closed["reason"] == "expired"

@@ -4,6 +4,11 @@ The sockets are ``Session`` objects whose close records the code; the claims
 live in Redis (the shared one, under a prefix of the test's own, or a
 redis-server of the test's own that is stopped and started again). Periods are
 short (0.1 s: claims live 0.3 s).
+
+The keeper talks to Redis through ``Watched``, which notes how each batch
+ended; the tests wait for the keeper's batches (``Watched.batches``) rather
+than for time to pass: "the claim outlived its TTL" is twelve refreshes, "the
+keeper left the newer claim alone" is two more refreshes after it was taken.
 """
 
 from __future__ import annotations
@@ -13,12 +18,13 @@ import secrets
 import shutil
 import socket
 import subprocess
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
 
+from dispatch.errors import DispatchError
 from dispatch.stores.keys import Keys
 from dispatch.stores.redis_presence import RedisPresence
 from mobile_api.errors import CLOSE_SUPERSEDED
@@ -43,13 +49,65 @@ class Socket(Session):
             self.closed.set_result(code)
 
 
-async def eventually(check: Callable[[], Awaitable[object]], within_s: float = WAIT_S) -> None:
-    """Poll ``check`` (the keeper's loop writes to Redis) until it returns something truthy."""
-    async with asyncio.timeout(within_s):
-        while True:  # polling Redis, bounded by the timeout
-            if await check():
-                return
-            await asyncio.sleep(EVERY_S / 4)
+class Watched:
+    """The keeper's ``Presence``: Redis's, noting how each of the keeper's batches ended.
+
+    ``log`` holds one outcome per finished batch, in order: ``claimed`` or
+    ``claim_failed`` (``claim_many``), ``refreshed`` or ``refresh_failed``
+    (``refresh_many``). ``claim_sent`` is set when a claim batch is handed to Redis.
+    """
+
+    def __init__(self, inner: RedisPresence) -> None:
+        self.inner = inner
+        self.log: list[str] = []
+        self.claim_sizes: list[int] = []
+        self.claim_sent = asyncio.Event()
+        self._changed = asyncio.Event()
+
+    def _note(self, outcome: str) -> None:
+        self.log.append(outcome)
+        self._changed.set()
+
+    async def batches(self, **want: int) -> None:
+        """Wait until, from now on, the keeper has finished ``want[outcome]`` batches of each
+        outcome named (fails after ``WAIT_S``)."""
+        start = len(self.log)
+        async with asyncio.timeout(WAIT_S):
+            while not all(self.log[start:].count(k) >= n for k, n in want.items()):
+                self._changed.clear()
+                await self._changed.wait()
+
+    async def claim_many(self, claims: Sequence[tuple[str, str]], ttl_s: float) -> list[str | None]:
+        self.claim_sizes.append(len(claims))
+        self.claim_sent.set()
+        try:
+            found = await self.inner.claim_many(claims, ttl_s)
+        except DispatchError:
+            self._note("claim_failed")
+            raise
+        self._note("claimed")
+        return found
+
+    async def refresh_many(self, claims: Sequence[tuple[str, str]], ttl_s: float) -> list[bool]:
+        try:
+            found = await self.inner.refresh_many(claims, ttl_s)
+        except DispatchError:
+            self._note("refresh_failed")
+            raise
+        self._note("refreshed")
+        return found
+
+    async def claim(self, worker_id: str, instance_id: str, ttl_s: float) -> str | None:
+        return await self.inner.claim(worker_id, instance_id, ttl_s)
+
+    async def refresh(self, worker_id: str, instance_id: str, ttl_s: float) -> bool:
+        return await self.inner.refresh(worker_id, instance_id, ttl_s)
+
+    async def release(self, worker_id: str, instance_id: str) -> bool:
+        return await self.inner.release(worker_id, instance_id)
+
+    async def holder(self, worker_id: str) -> str | None:
+        return await self.inner.holder(worker_id)
 
 
 @pytest.fixture
@@ -59,10 +117,14 @@ def sessions() -> dict[str, Session]:
 
 
 @pytest.fixture
-async def keeper(
-    presence: RedisPresence, sessions: dict[str, Session]
-) -> AsyncIterator[PresenceKeeper]:
-    keeper = PresenceKeeper(presence, sessions, EVERY_S)
+def watched(presence: RedisPresence) -> Watched:
+    """The shared Redis's presence, as the keeper sees it."""
+    return Watched(presence)
+
+
+@pytest.fixture
+async def keeper(watched: Watched, sessions: dict[str, Session]) -> AsyncIterator[PresenceKeeper]:
+    keeper = PresenceKeeper(watched, sessions, EVERY_S)
     try:
         yield keeper
     finally:
@@ -78,64 +140,76 @@ def connect(keeper: PresenceKeeper, sessions: dict[str, Session], instance: str 
 
 
 async def test_new_sockets_are_claimed_together_and_their_claims_kept_alive(
-    keeper: PresenceKeeper, presence: RedisPresence, sessions: dict[str, Session]
+    keeper: PresenceKeeper,
+    watched: Watched,
+    presence: RedisPresence,
+    sessions: dict[str, Session],
 ) -> None:
-    """Claims are made as sockets arrive and refreshed each period, well past their TTL."""
+    """Sockets that arrive together are claimed in one batch, and their claims are
+    refreshed each period, well past their TTL."""
     socks = [connect(keeper, sessions) for _ in range(5)]
 
     async def all_claimed() -> bool:
         return all([await presence.holder(s.worker_id) == s.holder for s in socks])
 
-    await eventually(all_claimed)
+    await watched.batches(claimed=1)
+    assert watched.claim_sizes == [5]
     assert all(s.claimed for s in socks)
-    await asyncio.sleep(4 * keeper.ttl_s)
+    assert await all_claimed()
+    await watched.batches(refreshed=round(4 * keeper.ttl_s / EVERY_S))  # four TTLs
     assert await all_claimed()
     assert not any(s.closed.done() for s in socks)
 
 
 async def test_a_claim_taken_by_a_newer_socket_closes_the_older_one_with_4001(
-    keeper: PresenceKeeper, presence: RedisPresence, sessions: dict[str, Session]
+    keeper: PresenceKeeper,
+    watched: Watched,
+    presence: RedisPresence,
+    sessions: dict[str, Session],
 ) -> None:
     """At its next refresh the keeper finds another holder and closes the socket; the newer
     socket's claim is left as it is."""
     old, other = connect(keeper, sessions), connect(keeper, sessions)
-    await eventually(lambda: presence.holder(old.worker_id))
+    await watched.batches(claimed=1)
     assert await presence.claim(old.worker_id, "b/newer", 30) == old.holder
     async with asyncio.timeout(WAIT_S):
         assert await old.closed == CLOSE_SUPERSEDED
     assert not old.claimed
-    await asyncio.sleep(2 * EVERY_S)
+    await watched.batches(refreshed=2)  # two more rounds in which it could have retaken it
     assert await presence.holder(old.worker_id) == "b/newer"
     assert not other.closed.done()
 
 
 async def test_an_expired_claim_is_taken_back_and_the_socket_stays_open(
-    keeper: PresenceKeeper, presence: RedisPresence, sessions: dict[str, Session]
+    keeper: PresenceKeeper,
+    watched: Watched,
+    presence: RedisPresence,
+    sessions: dict[str, Session],
 ) -> None:
-    """A claim gone from Redis (expired, nobody took it) is retaken at the next refresh."""
+    """A claim gone from Redis (it expired, nobody took it) is retaken at the next refresh."""
     sock = connect(keeper, sessions)
-    await eventually(lambda: presence.holder(sock.worker_id))
-    key = presence._keys.presence(sock.worker_id)
-    await presence._redis.pexpire(key, 1)
-    await asyncio.sleep(0.01)
+    await watched.batches(claimed=1)
+    await watched.batches(refreshed=1)  # the next refresh is a whole period away
+    await presence._redis.delete(presence._keys.presence(sock.worker_id))  # as expiry leaves it
     assert await presence.holder(sock.worker_id) is None
-
-    async def retaken() -> bool:
-        return await presence.holder(sock.worker_id) == sock.holder
-
-    await eventually(retaken)
+    await watched.batches(refreshed=1)
+    assert await presence.holder(sock.worker_id) == sock.holder
     assert not sock.closed.done()
 
 
 async def test_a_socket_that_closes_while_its_claim_is_in_flight_is_released(
-    keeper: PresenceKeeper, presence: RedisPresence, sessions: dict[str, Session]
+    keeper: PresenceKeeper,
+    watched: Watched,
+    presence: RedisPresence,
+    sessions: dict[str, Session],
 ) -> None:
     """The batch may land after the socket's own release: the keeper releases it again."""
     sock = Socket()
     sessions[sock.worker_id] = sock
     keeper._new.append(sock)
     claiming = asyncio.create_task(keeper.claim())
-    await asyncio.sleep(0)  # the batch is formed and sent
+    async with asyncio.timeout(WAIT_S):
+        await watched.claim_sent.wait()  # the batch is formed and on its way
     sock.open = False  # closed now; it saw no claim yet, so it released nothing
     await claiming
     assert not sock.claimed
@@ -186,36 +260,31 @@ async def test_while_redis_is_away_no_socket_is_closed_and_claims_come_back(
         f"redis://127.0.0.1:{own_redis.port}/0", decode_responses=True, socket_connect_timeout=1
     )
     presence = RedisPresence(client, Keys("fieldcloud_test"))
+    watched = Watched(presence)
     sessions: dict[str, Session] = {}
-    keeper = PresenceKeeper(presence, sessions, EVERY_S)
+    keeper = PresenceKeeper(watched, sessions, EVERY_S)
     try:
         async with asyncio.timeout(WAIT_S):
-            while True:
+            while True:  # until the server process listens: it says so nowhere else
                 try:
                     await client.ping()
                     break
                 except (OSError, aioredis.ConnectionError):
                     await asyncio.sleep(0.05)
         before = connect(keeper, sessions)
-        await eventually(lambda: presence.holder(before.worker_id))
+        await watched.batches(claimed=1)
 
         own_redis.kill()
         during = connect(keeper, sessions)
-        await asyncio.sleep(2 * keeper.ttl_s)  # several failed refreshes and claims
+        await watched.batches(refresh_failed=3, claim_failed=2)
         assert not before.closed.done()
         assert not during.closed.done()
 
         own_redis.start()
-
-        async def both_held() -> bool:
-            try:
-                return all(
-                    [await presence.holder(s.worker_id) == s.holder for s in (before, during)]
-                )
-            except Exception:
-                return False
-
-        await eventually(both_held)
+        await watched.batches(claimed=1)  # the socket that came during the outage
+        await watched.batches(refreshed=1)  # both, the older one retaken in the empty Redis
+        for sock in (before, during):
+            assert await presence.holder(sock.worker_id) == sock.holder
         assert not before.closed.done()
         assert not during.closed.done()
     finally:
