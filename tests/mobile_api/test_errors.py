@@ -16,7 +16,8 @@ from dispatch.errors import (
     OfferClosed,
     Unavailable,
 )
-from mobile_api.errors import STATUS, handle_dispatch_error, status_of, ws_error_for
+from mobile_api.errors import STATUS, handle_dispatch_error, status_of
+from mobile_api.protocol.frames import error_for
 
 EXAMPLES: list[DispatchError] = [
     NotFound("job", "job_x"),
@@ -66,10 +67,10 @@ async def test_an_http_error_body_names_the_code_and_a_closed_offer_its_reason(
 
 def test_a_socket_error_frame_names_the_code_and_a_closed_offer_its_offer() -> None:
     """A phone's error frame has the code and message; a closed offer adds id and reason."""
-    assert ws_error_for(NotEligible("busy")) == {
+    assert error_for(NotEligible("busy")) == {
         "type": "error",
         "code": "not_eligible",
         "message": "busy",
     }
-    closed = ws_error_for(OfferClosed("off_x", "expired"))
+    closed = error_for(OfferClosed("off_x", "expired"))
     assert (closed["offer_id"], closed["reason"]) == ("off_x", "expired")
