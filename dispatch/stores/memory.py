@@ -257,12 +257,11 @@ class MemoryLocationIndex:
         lng: float,
         k: int,
         max_radius_m: float,
-        predicate: Callable[[str], bool] | None = None,
     ) -> list[Nearby]:
         index = self._by_org.get(org_id)
         if index is None:
             return []
-        hits = index.nearest(lat, lng, k, max_radius_m, predicate)
+        hits = index.nearest(lat, lng, k, max_radius_m)
         return [Nearby(n.key, n.distance_m, n.lat, n.lng) for n in hits]
 
 

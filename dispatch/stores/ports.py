@@ -145,15 +145,9 @@ class LocationIndex(Protocol):
     async def remove(self, org_id: str, worker_id: str) -> None: ...
 
     async def nearest(
-        self,
-        org_id: str,
-        lat: float,
-        lng: float,
-        k: int,
-        max_radius_m: float,
-        predicate: Callable[[str], bool] | None = None,
+        self, org_id: str, lat: float, lng: float, k: int, max_radius_m: float
     ) -> list[Nearby]:
-        """Up to ``k`` members within ``max_radius_m`` passing ``predicate``, nearest first."""
+        """Up to ``k`` members within ``max_radius_m``, nearest first (ties: by key)."""
         ...
 
 

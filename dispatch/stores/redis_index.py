@@ -24,16 +24,14 @@ Rules for callers: positions are validated like the memory index's (``geo``
 errors, nothing written); a query sees every write this process completed
 before it started; writes of other instances racing with a query may or may
 not be seen (a worker moving during a query is reported once, at one of its
-positions). A predicate is applied client-side, at most once per worker per
-query; when it refuses some of the nearest, the script is asked again for
-four times as many.
+positions). Filtering by eligibility is the caller's (the service asks for
+more when some of the nearest are not eligible).
 """
 
 from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -235,13 +233,7 @@ class RedisLocationIndex:
         await self._writer.remove(org_id, worker_id)
 
     async def nearest(
-        self,
-        org_id: str,
-        lat: float,
-        lng: float,
-        k: int,
-        max_radius_m: float,
-        predicate: Callable[[str], bool] | None = None,
+        self, org_id: str, lat: float, lng: float, k: int, max_radius_m: float
     ) -> list[Nearby]:
         validate_latlng(lat, lng)
         validate_limit(k)
@@ -249,26 +241,6 @@ class RedisLocationIndex:
         if k == 0:
             return []
         radius = min(float(max_radius_m), _FARTHEST_M)
-        if predicate is None:
-            return await self._nearest(org_id, lat, lng, k, radius)
-        asked: dict[str, bool] = {}
-        fetch = k
-        while True:
-            hits = await self._nearest(org_id, lat, lng, fetch, radius)
-            kept = []
-            for hit in hits:
-                ok = asked.get(hit.key)
-                if ok is None:
-                    ok = asked[hit.key] = predicate(hit.key)
-                if ok:
-                    kept.append(hit)
-            if len(kept) >= k or len(hits) < fetch:
-                return kept[:k]
-            fetch *= 4
-
-    async def _nearest(
-        self, org_id: str, lat: float, lng: float, k: int, radius: float
-    ) -> list[Nearby]:
         keys = self._keys
         script_keys = [keys.cell_geo(org_id), keys.polar(org_id), keys.reach(org_id)]
         args = [
