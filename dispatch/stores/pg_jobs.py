@@ -9,7 +9,10 @@ How races are decided (every instance shares one database):
   something wrote the row without the lock, and the block is rolled back with
   ``Unavailable``), upserts the offers that are new or changed, appends the
   book's events with the next per-job ``seq`` values (``jobs.last_seq`` is
-  advanced under the same lock, so sequences are contiguous), and commits.
+  advanced under the same lock, so sequences are contiguous), inserts the
+  book's effects into the outbox (``pg_outbox``), and commits. The locking
+  read also tells whether the outbox still holds effects of the job
+  (``book.backlog``).
   On an exception it rolls back: nothing of the block is kept.
 * ``due`` is a plain read without locks, so any instance may return a job
   another instance is handling right now. That is safe: the second
@@ -45,6 +48,7 @@ from geo import EARTH_RADIUS_M, InvalidArgument, haversine_m, latlng_to_cell, va
 from ..errors import NotFound, Unavailable
 from ..models import Job, JobEvent, Offer
 from ..offers import JobBook
+from .pg_outbox import BACKLOG, insert_effects
 from .pg_rows import (
     ACTIVE,
     INSERT_EVENT,
@@ -112,7 +116,8 @@ class PgJobStore:
             try:
                 with pg_errors():
                     row = await conn.fetchrow(
-                        f"SELECT {JOB_COLS}, last_seq FROM jobs WHERE id = $1 FOR UPDATE",
+                        f"SELECT {JOB_COLS}, last_seq, {BACKLOG} FROM jobs WHERE id = $1"
+                        " FOR UPDATE OF jobs",
                         job_id,
                     )
                     offer_rows = (
@@ -126,7 +131,9 @@ class PgJobStore:
                 if row is None:
                     raise NotFound("job", job_id)
                 book = JobBook(
-                    job=job_from(row), offers={r["id"]: offer_from(r) for r in offer_rows}
+                    job=job_from(row),
+                    offers={r["id"]: offer_from(r) for r in offer_rows},
+                    backlog=row["backlog"],
                 )
                 before_job = replace(book.job)
                 before_offers = {o.id: replace(o) for o in book.offers.values()}
@@ -189,6 +196,7 @@ class PgJobStore:
                 INSERT_EVENT,
                 [event_args(job, e, last_seq + i) for i, e in enumerate(book.log, start=1)],
             )
+        await insert_effects(conn, book.effects)
 
     async def job_of_offer(self, offer_id: str) -> str | None:
         job_id: str | None = await self._q.fetchval(

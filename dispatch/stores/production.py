@@ -10,6 +10,7 @@ port               service     module
 ``OrgStore``       PostgreSQL  ``postgres.PgOrgStore``
 ``WorkerStore``    PostgreSQL  ``postgres.PgWorkerStore`` (last fix in Redis)
 ``JobStore``       PostgreSQL  ``pg_jobs.PgJobStore``
+``Outbox``         PostgreSQL  ``pg_outbox.PgOutbox``
 ``LocationIndex``  Redis       ``redis_index.RedisLocationIndex``
 ``WorkerFeed``     Redis       ``redis_feed.RedisWorkerFeed``
 presence           Redis       ``redis_presence.RedisPresence``
@@ -46,6 +47,7 @@ from ..errors import Unavailable
 from .keys import DEFAULT_PREFIX, Keys
 from .migrate import MigrationError, migrate, pending
 from .pg_jobs import PgJobStore
+from .pg_outbox import PgOutbox
 from .ports import Stores
 from .postgres import PgOrgStore, PgWorkerStore, create_pool, pg_errors
 from .redis import MOVE_SCRIPT, RedisFixes, RedisWriter, redis_errors
@@ -131,6 +133,7 @@ async def open_production_stores(
         jobs=PgJobStore(pool, resolution),
         locations=RedisLocationIndex(client, keys, writer, resolution),
         feed=feed,
+        outbox=PgOutbox(pool),
     )
     return ProductionBackend(
         stores=stores,

@@ -237,14 +237,14 @@ async def test_every_key_lives_under_the_prefix_with_its_hash_tag(backend: Backe
     worker = await add_worker(stores, org.id)
     await stores.workers.set_fix(org.id, worker.id, Fix(52.5, 13.4, None, 1.0))
     await stores.locations.upsert(org.id, worker.id, 52.5, 13.4)
-    await stores.feed.publish(worker.id, {"type": "ping"})
+    await stores.feed.publish(worker.id, {"type": "ping"}, key="eff_1")
     await backend.production.presence.claim(worker.id, "a", 30)
     found = [key async for key in client.scan_iter(match=Keys(backend.prefix).pattern())]
     org_keys = [k for k in found if f"{{o:{org.id}}}" in k]
     worker_keys = [k for k in found if f"{{w:{worker.id}}}" in k]
     names = sorted(k.split(f"{{o:{org.id}}}:", 1)[1].split(":", 1)[0] for k in org_keys)
     assert names == ["c", "cellgeo", "fix", "reach", "where"]
-    assert sorted(k.rsplit(":", 1)[1] for k in worker_keys) == ["at", "log", "seq"]
+    assert sorted(k.rsplit(":", 1)[1] for k in worker_keys) == ["at", "keys", "log", "seq"]
     assert len(found) == len(org_keys) + len(worker_keys)
 
 

@@ -1,0 +1,101 @@
+"""PostgreSQL outbox: the effects job transactions committed, until delivered.
+
+``PgJobStore.transaction`` inserts a book's effects with ``insert_effects`` on
+its own connection before it commits (so an effect exists exactly when its
+change does); ``PgOutbox`` serves the deliverers. Table ``outbox``
+(migration 0002): rows are ordered by ``n``, and rows of one job are inserted
+under its row lock, so within a job ``n`` is commit order.
+
+How a sweeper claims (``claim_due``): one statement selects rows whose lease
+(``due_at``) has passed, oldest first, ``FOR UPDATE SKIP LOCKED`` — rows
+another sweeper is claiming at that moment are skipped, not waited for — and
+moves their lease to ``now + lease_s``, so concurrent sweepers on any number
+of instances get disjoint sets. A sweeper that dies mid-delivery loses its
+lease when it lapses; the rows are then claimed again (delivery is at least
+once).
+
+Rules for callers: times are the service clock's POSIX seconds on every
+instance (leases of seconds tolerate ordinary clock skew); delete rows with
+``delivered`` only after their effect took place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+
+from ..effects import Effect, EffectKind
+from .postgres import Q
+
+__all__ = ["PgOutbox", "insert_effects"]
+
+_COLS = "id, job_id, kind, target, payload, created_at, due_at"
+
+_INSERT = f"INSERT INTO outbox ({_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+
+
+def _args(effect: Effect) -> tuple[Any, ...]:
+    return (
+        effect.id,
+        effect.job_id,
+        effect.kind.value,
+        effect.target,
+        dict(effect.payload),
+        effect.created_at,
+        effect.due_at,
+    )
+
+
+def _effect(row: asyncpg.Record) -> Effect:
+    return Effect(
+        id=row["id"],
+        kind=EffectKind(row["kind"]),
+        target=row["target"],
+        payload=row["payload"],
+        job_id=row["job_id"],
+        created_at=row["created_at"],
+        due_at=row["due_at"],
+    )
+
+
+async def insert_effects(conn: asyncpg.Connection, effects: Sequence[Effect]) -> None:
+    """Insert ``effects`` in order on ``conn`` (inside the caller's transaction)."""
+    if effects:
+        await conn.executemany(_INSERT, [_args(e) for e in effects])
+
+
+BACKLOG = "EXISTS (SELECT 1 FROM outbox WHERE job_id = $1) AS backlog"
+"""A select-list item: whether the job (``$1``) still has effects waiting."""
+
+
+class PgOutbox:
+    """``Outbox`` in PostgreSQL; see the module docstring."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._q = Q(pool)
+
+    async def delivered(self, effect_ids: Sequence[str]) -> None:
+        if effect_ids:
+            await self._q.execute("DELETE FROM outbox WHERE id = ANY($1::text[])", list(effect_ids))
+
+    async def of_job(self, job_id: str) -> list[Effect]:
+        rows = await self._q.fetch(
+            f"SELECT {_COLS} FROM outbox WHERE job_id = $1 ORDER BY n", job_id
+        )
+        return [_effect(r) for r in rows]
+
+    async def claim_due(self, now: float, lease_s: float, limit: int) -> list[Effect]:
+        rows = await self._q.fetch(
+            f"""
+            UPDATE outbox SET due_at = $2, attempts = attempts + 1
+             WHERE n IN (SELECT n FROM outbox WHERE due_at <= $1 ORDER BY due_at, n
+                          LIMIT $3 FOR UPDATE SKIP LOCKED)
+            RETURNING n, {_COLS}
+            """,
+            now,
+            now + lease_s,
+            limit,
+        )
+        return [_effect(r) for r in sorted(rows, key=lambda r: r["n"])]
