@@ -15,7 +15,15 @@ import httpx
 import pytest
 
 from dispatch.service import OPEN_JOBS_RECHECK_S
-from tests.cluster.cluster import WAIT_S, ClusterEnv, Instance, Phone, cluster_env, free_port
+from tests.cluster.cluster import (
+    WAIT_S,
+    ClusterEnv,
+    FaultyInstance,
+    Instance,
+    Phone,
+    cluster_env,
+    free_port,
+)
 from tests.cluster.link import Link
 
 LYON = (45.7640, 4.8357)
@@ -265,3 +273,46 @@ async def test_postgres_outage_answers_503_keeps_sockets_and_recovers_by_itself(
             assert [e["kind"] for e in stored["history"]] == ["created", "wave", "assigned"]
         finally:
             await inst.stop()
+
+
+async def test_a_cancel_committed_by_an_instance_killed_before_delivery_still_reaches_the_phone(
+    tmp_path: Path,
+) -> None:
+    """kill -9 of the instance that committed a cancel before it told anyone: the survivor's
+    sweeper tells the phone (next seq, in order), and the technician is not left busy —
+    the next job nearby is offered to them."""
+    async with cluster_env() as env:
+        doomed = FaultyInstance(env, "doomed", tmp_path, kill_after="job_cancelled")
+        survivor = Instance(env, "survivor", tmp_path, offer_timeout_s="30")
+        try:
+            await asyncio.gather(doomed.start(), survivor.start())
+            key = await survivor.create_org()
+            worker_id, token = await survivor.create_worker(key, "Ann", [])
+            async with Phone.connect(survivor.ws_url, token) as phone:
+                await phone.on_duty(LYON[0] + 0.001, LYON[1])
+                job = await survivor.post_job(key, *LYON)
+                offer = await phone.recv_type("offer")
+                await phone.send({"type": "accept", "offer_id": offer["offer_id"]})
+                assigned = await phone.recv_type("assigned")
+
+                async with doomed.client(key) as c:
+                    with pytest.raises(httpx.TransportError):
+                        await c.post(f"/v1/jobs/{job['id']}/cancel", json={"reason": "dup"})
+                assert doomed.proc is not None
+                async with asyncio.timeout(WAIT_S):
+                    assert await doomed.proc.wait() == -9
+                stored = await survivor.get_job(key, job["id"])
+                assert stored["state"] == "cancelled", "committed before the kill"
+
+                cancelled = await phone.recv()
+                assert cancelled["type"] == "job_cancelled"
+                assert cancelled["job_id"] == job["id"]
+                assert cancelled["seq"] == assigned["seq"] + 1
+                async with survivor.client(key) as c:
+                    seen = (await c.get(f"/v1/workers/{worker_id}")).json()
+                assert seen["status"] == "available"
+                second = await survivor.post_job(key, *LYON)
+                again = await phone.recv_type("offer")
+                assert again["job"]["id"] == second["id"]
+        finally:
+            await asyncio.gather(doomed.stop(), survivor.stop())
