@@ -31,8 +31,8 @@ import pytest
 import redis.asyncio as aioredis
 from websockets.asyncio.client import ClientConnection, connect
 
-from dispatch.stores.keys import Keys
-from dispatch.stores.migrate import migrate
+from dispatch.stores.postgres.migrations import migrate
+from dispatch.stores.redis.keys import Keys
 from tests.services import PG_ADMIN_DSN, REDIS_URL, with_database
 
 ADMIN = "cluster-admin-token"

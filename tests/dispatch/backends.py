@@ -42,11 +42,11 @@ from dispatch.models import (
     Worker,
     WorkerKind,
 )
-from dispatch.stores.keys import Keys
 from dispatch.stores.memory import memory_stores
-from dispatch.stores.migrate import migrate
 from dispatch.stores.ports import Stores
+from dispatch.stores.postgres.migrations import migrate
 from dispatch.stores.production import ProductionBackend, open_production_stores
+from dispatch.stores.redis.keys import Keys
 from tests.services import PG_ADMIN_DSN, REDIS_URL, pg_where, with_database
 
 RESOLUTION = 9

@@ -14,14 +14,16 @@ import redis.asyncio as aioredis
 
 from dispatch.errors import Unavailable
 from dispatch.models import Fix
-from dispatch.stores.keys import Keys
-from dispatch.stores.migrate import MigrationError, migrate, migrations
-from dispatch.stores.pg_jobs import PgJobStore
-from dispatch.stores.postgres import PgWorkerStore, Q
+from dispatch.stores.postgres.jobs import PgJobStore
+from dispatch.stores.postgres.migrations import MigrationError, migrate, migrations
+from dispatch.stores.postgres.pool import Q
+from dispatch.stores.postgres.workers import PgWorkerStore
 from dispatch.stores.production import open_production_stores
-from dispatch.stores.redis import RedisFixes, RedisWriter
-from dispatch.stores.redis_feed import RedisWorkerFeed
-from dispatch.stores.redis_index import RedisLocationIndex
+from dispatch.stores.redis.feed import RedisWorkerFeed
+from dispatch.stores.redis.fixes import RedisFixes
+from dispatch.stores.redis.index import RedisLocationIndex
+from dispatch.stores.redis.keys import Keys
+from dispatch.stores.redis.writer import RedisWriter
 from tests.dispatch.backends import (
     RESOLUTION,
     Backend,

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from dispatch.stores.keys import Keys
-from dispatch.stores.redis_presence import RedisPresence
+from dispatch.stores.redis.keys import Keys
+from dispatch.stores.redis.presence import RedisPresence
 from mobile_api.errors import CLOSE_SUPERSEDED
 from mobile_api.presence import PresenceKeeper
 from mobile_api.runtime import Session

@@ -1,6 +1,6 @@
 """PostgreSQL outbox: the effects job transactions committed, until delivered.
 
-``PgJobStore.transaction`` inserts a book's effects with ``insert_effects`` on
+``jobs.PgJobStore.transaction`` inserts a book's effects with ``insert_effects`` on
 its own connection before it commits (so an effect exists exactly when its
 change does); ``PgOutbox`` serves the deliverers. Table ``outbox``
 (migration 0002): rows are ordered by ``n``, and rows of one job are inserted
@@ -26,17 +26,18 @@ from typing import Any
 
 import asyncpg
 
-from ..effects import Effect, EffectKind
-from .postgres import Q
+from ...effects import Effect, EffectKind
+from .pool import Q, params
 
 __all__ = ["PgOutbox", "insert_effects"]
 
 _COLS = "id, job_id, kind, target, payload, created_at, due_at"
 
-_INSERT = f"INSERT INTO outbox ({_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+_INSERT = f"INSERT INTO outbox ({_COLS}) VALUES ({params(7)})"
 
 
 def _args(effect: Effect) -> tuple[Any, ...]:
+    """``_INSERT``'s arguments (``_COLS`` order)."""
     return (
         effect.id,
         effect.job_id,

@@ -6,7 +6,7 @@ at ``log_size``) and answer its seq if it is there; else ``INCR`` the sequence
 counter, ``XADD`` the notice to a stream with entry id ``<seq>-0`` and an exact
 ``MAXLEN`` cap, record the key, refresh the expiries and ``PUBLISH`` the seq
 on the worker's channel. The log is the record; the message is only a hint.
-``replay`` reads the stream. ``listen`` is served by ``redis_listen``: one
+``replay`` reads the stream. ``listen`` is served by ``listener``: one
 shared pub/sub connection per process, callbacks in seq order, none missing.
 
 Rules for callers:
@@ -28,10 +28,10 @@ from collections.abc import Callable
 
 import redis.asyncio as aioredis
 
+from ..ports import LoggedNotice, Notice
+from .client import Script, redis_errors
 from .keys import Keys
-from .ports import LoggedNotice, Notice
-from .redis import Script, redis_errors
-from .redis_listen import FeedListeners, after, decode_log
+from .listener import FeedListeners, after, decode_log
 
 __all__ = ["PUBLISH_SCRIPT", "RedisWorkerFeed"]
 

@@ -1,5 +1,9 @@
 """PostgreSQL job store: jobs, offers and the append-only job event log.
 
+Each table's columns are named like the fields of its model (``Job``,
+``Offer``, ``JobEvent``); the column lists are read off the dataclasses, and
+each statement sits next to the function that builds its arguments.
+
 How races are decided (every instance shares one database):
 
 * ``transaction(job_id)`` opens a database transaction and locks the job row
@@ -10,7 +14,7 @@ How races are decided (every instance shares one database):
   ``Unavailable``), upserts the offers that are new or changed, appends the
   book's events with the next per-job ``seq`` values (``jobs.last_seq`` is
   advanced under the same lock, so sequences are contiguous), inserts the
-  book's effects into the outbox (``pg_outbox``), and commits. The locking
+  book's effects into the outbox (``outbox``), and commits. The locking
   read also tells whether the outbox still holds effects of the job
   (``book.backlog``).
   On an exception it rolls back: nothing of the block is kept.
@@ -38,34 +42,103 @@ import contextlib
 import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import replace
+from dataclasses import fields, replace
+from enum import Enum
 from typing import Any
 
 import asyncpg
 
 from geo import EARTH_RADIUS_M, InvalidArgument, haversine_m, latlng_to_cell, validate_latlng
 
-from ..errors import NotFound, Unavailable
-from ..models import Job, JobEvent, Offer
-from ..offers import JobBook
-from .pg_outbox import BACKLOG, insert_effects
-from .pg_rows import (
-    ACTIVE,
-    INSERT_EVENT,
-    JOB_COLS,
-    OFFER_COLS,
-    UPDATE_JOB,
-    UPSERT_OFFER,
-    event_args,
-    job_args,
-    job_from,
-    offer_args,
-    offer_from,
-)
-from .ports import Nearby
-from .postgres import Q, pg_errors
+from ...errors import NotFound, Unavailable
+from ...lifecycle import ACTIVE_JOB_STATES
+from ...models import Job, JobEvent, JobState, Offer, OfferState
+from ...offers import JobBook
+from ..ports import Nearby
+from .outbox import BACKLOG, insert_effects
+from .pool import Q, params, pg_errors
 
 __all__ = ["PgJobStore"]
+
+
+def _value(value: Any) -> Any:
+    """A model field as its column holds it: enums by value, skills as a sorted array."""
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, frozenset):
+        return sorted(value)
+    return value
+
+
+# -- jobs: one row per job; a column per Job field, plus cell and last_seq ----------
+
+_JOB_COLS = tuple(f.name for f in fields(Job))
+"""Every ``jobs`` column named like a ``Job`` field (``cell``, ``last_seq`` are extra)."""
+_JOB_SELECT = ", ".join(_JOB_COLS)
+
+_INSERT_JOB = (
+    f"INSERT INTO jobs ({_JOB_SELECT}, cell, last_seq) VALUES ({params(len(_JOB_COLS) + 2)})"
+)
+_UPDATE_JOB = (
+    f"UPDATE jobs SET ({_JOB_SELECT}, cell, last_seq) = ({params(len(_JOB_COLS) + 2)})"
+    f" WHERE id = $1 AND version = ${len(_JOB_COLS) + 3}"
+)
+"""Write the whole row, guarded by the version it was read at (the last argument)."""
+
+
+def _job_args(job: Job, cell: int, last_seq: int) -> tuple[Any, ...]:
+    """``_INSERT_JOB``'s arguments (``_UPDATE_JOB``'s, but for the guard)."""
+    return (*(_value(getattr(job, c)) for c in _JOB_COLS), cell, last_seq)
+
+
+def _job(row: asyncpg.Record) -> Job:
+    found = {c: row[c] for c in _JOB_COLS}
+    found["skills"] = frozenset(found["skills"])
+    found["state"] = JobState(found["state"])
+    return Job(**found)
+
+
+_ACTIVE = sorted(s.value for s in ACTIVE_JOB_STATES)
+
+
+# -- offers: one row per offer, a column per Offer field, ordered by n --------------
+
+_OFFER_COLS = tuple(f.name for f in fields(Offer))
+_OFFER_SELECT = ", ".join(_OFFER_COLS)
+_OFFER_CHANGES = tuple(c for c in _OFFER_COLS if c not in ("id", "org_id", "job_id"))
+
+_UPSERT_OFFER = (
+    f"INSERT INTO offers ({_OFFER_SELECT}) VALUES ({params(len(_OFFER_COLS))})"
+    f" ON CONFLICT (id) DO UPDATE SET ({', '.join(_OFFER_CHANGES)})"
+    f" = ({', '.join('EXCLUDED.' + c for c in _OFFER_CHANGES)})"
+    " WHERE offers.job_id = EXCLUDED.job_id"
+)
+"""Insert a new offer or update a changed one (never one of another job)."""
+
+
+def _offer_args(offer: Offer, job_id: str) -> tuple[Any, ...]:
+    """``_UPSERT_OFFER``'s arguments, for an offer of job ``job_id``."""
+    return tuple(job_id if c == "job_id" else _value(getattr(offer, c)) for c in _OFFER_COLS)
+
+
+def _offer(row: asyncpg.Record) -> Offer:
+    found = {c: row[c] for c in _OFFER_COLS}
+    found["state"] = OfferState(found["state"])
+    return Offer(**found)
+
+
+# -- events: append-only, seq per job ----------------------------------------------
+
+_EVENT_COLS = tuple(f.name for f in fields(JobEvent))
+_INSERT_EVENT = (
+    f"INSERT INTO job_events ({', '.join(_EVENT_COLS)}) VALUES ({params(len(_EVENT_COLS))})"
+)
+
+
+def _event_args(job: Job, event: JobEvent, seq: int) -> tuple[Any, ...]:
+    """``_INSERT_EVENT``'s arguments: ``event`` of ``job`` as its ``seq``-th event."""
+    values = {"job_id": job.id, "seq": seq, "data": dict(event.data)}
+    return tuple(values[c] if c in values else getattr(event, c) for c in _EVENT_COLS)
 
 
 class PgJobStore:
@@ -78,32 +151,24 @@ class PgJobStore:
 
     async def add_job(self, job: Job, event: JobEvent) -> None:
         async with self._q.conn() as conn, conn.transaction():
-            await conn.execute(
-                f"INSERT INTO jobs ({JOB_COLS}, cell, last_seq)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,"
-                " $16, $17, $18, 1)",
-                *job_args(job),
-                latlng_to_cell(job.lat, job.lng, self._resolution),
-            )
-            await conn.execute(INSERT_EVENT, *event_args(job, event, 1))
+            cell = latlng_to_cell(job.lat, job.lng, self._resolution)
+            await conn.execute(_INSERT_JOB, *_job_args(job, cell, 1))
+            await conn.execute(_INSERT_EVENT, *_event_args(job, event, 1))
 
     async def get_job(self, org_id: str, job_id: str) -> Job | None:
         row = await self._q.fetchrow(
-            f"SELECT {JOB_COLS} FROM jobs WHERE id = $1 AND org_id = $2", job_id, org_id
+            f"SELECT {_JOB_SELECT} FROM jobs WHERE id = $1 AND org_id = $2", job_id, org_id
         )
-        return None if row is None else job_from(row)
+        return None if row is None else _job(row)
 
     async def history(self, org_id: str, job_id: str) -> list[JobEvent]:
         rows = await self._q.fetch(
-            "SELECT job_id, org_id, at, kind, data, seq FROM job_events"
+            f"SELECT {', '.join(_EVENT_COLS)} FROM job_events"
             " WHERE job_id = $1 AND org_id = $2 ORDER BY seq",
             job_id,
             org_id,
         )
-        return [
-            JobEvent(r["job_id"], r["org_id"], r["at"], r["kind"], r["data"], r["seq"])
-            for r in rows
-        ]
+        return [JobEvent(**{c: r[c] for c in _EVENT_COLS}) for r in rows]
 
     @asynccontextmanager
     async def transaction(self, job_id: str) -> AsyncIterator[JobBook]:
@@ -116,7 +181,7 @@ class PgJobStore:
             try:
                 with pg_errors():
                     row = await conn.fetchrow(
-                        f"SELECT {JOB_COLS}, last_seq, {BACKLOG} FROM jobs WHERE id = $1"
+                        f"SELECT {_JOB_SELECT}, last_seq, {BACKLOG} FROM jobs WHERE id = $1"
                         " FOR UPDATE OF jobs",
                         job_id,
                     )
@@ -124,15 +189,15 @@ class PgJobStore:
                         []
                         if row is None
                         else await conn.fetch(
-                            f"SELECT {OFFER_COLS} FROM offers WHERE job_id = $1 ORDER BY n",
+                            f"SELECT {_OFFER_SELECT} FROM offers WHERE job_id = $1 ORDER BY n",
                             job_id,
                         )
                     )
                 if row is None:
                     raise NotFound("job", job_id)
                 book = JobBook(
-                    job=job_from(row),
-                    offers={r["id"]: offer_from(r) for r in offer_rows},
+                    job=_job(row),
+                    offers={r["id"]: _offer(r) for r in offer_rows},
                     backlog=row["backlog"],
                 )
                 before_job = replace(book.job)
@@ -165,36 +230,19 @@ class PgJobStore:
         if job.id != before.id:
             raise ValueError("a transaction's book must keep its job id")
         if job != before or book.log:
+            cell = latlng_to_cell(job.lat, job.lng, self._resolution)
             status = await conn.execute(
-                UPDATE_JOB,
-                job.id,
-                before.version,
-                job.title,
-                job.description,
-                job.external_ref,
-                job.lat,
-                job.lng,
-                latlng_to_cell(job.lat, job.lng, self._resolution),
-                sorted(job.skills),
-                job.priority,
-                job.state.value,
-                job.worker_id,
-                job.wave,
-                job.wave_radius_m,
-                job.wave_deadline,
-                job.version,
-                job.updated_at,
-                last_seq + len(book.log),
+                _UPDATE_JOB, *_job_args(job, cell, last_seq + len(book.log)), before.version
             )
             if status != "UPDATE 1":
                 raise Unavailable(f"job {job.id} changed outside its transaction; retry")
         changed = [o for o in book.offers.values() if before_offers.get(o.id) != o]
         if changed:
-            await conn.executemany(UPSERT_OFFER, [offer_args(o, job.id) for o in changed])
+            await conn.executemany(_UPSERT_OFFER, [_offer_args(o, job.id) for o in changed])
         if book.log:
             await conn.executemany(
-                INSERT_EVENT,
-                [event_args(job, e, last_seq + i) for i, e in enumerate(book.log, start=1)],
+                _INSERT_EVENT,
+                [_event_args(job, e, last_seq + i) for i, e in enumerate(book.log, start=1)],
             )
         await insert_effects(conn, book.effects)
 
@@ -206,20 +254,20 @@ class PgJobStore:
 
     async def pending_offers_of(self, worker_id: str) -> list[Offer]:
         rows = await self._q.fetch(
-            f"SELECT {OFFER_COLS} FROM offers WHERE worker_id = $1 AND state = 'pending'"
+            f"SELECT {_OFFER_SELECT} FROM offers WHERE worker_id = $1 AND state = 'pending'"
             " ORDER BY n",
             worker_id,
         )
-        return [offer_from(r) for r in rows]
+        return [_offer(r) for r in rows]
 
     async def active_job_of(self, worker_id: str) -> Job | None:
         row = await self._q.fetchrow(
-            f"SELECT {JOB_COLS} FROM jobs WHERE worker_id = $1 AND state = ANY($2::text[])"
+            f"SELECT {_JOB_SELECT} FROM jobs WHERE worker_id = $1 AND state = ANY($2::text[])"
             " ORDER BY updated_at DESC LIMIT 1",
             worker_id,
-            ACTIVE,
+            _ACTIVE,
         )
-        return None if row is None else job_from(row)
+        return None if row is None else _job(row)
 
     async def due(self, now: float, limit: int) -> list[str]:
         rows = await self._q.fetch(
