@@ -395,13 +395,17 @@ class DispatchService:
         Those are effects whose instance died between commit and delivery, or
         failed to deliver them (a backing service was away). Each job's
         effects are delivered whole and in commit order, so a phone never
-        hears a later notice of a job before an earlier one. Raises
-        ``Unavailable`` when the outbox cannot be read; the next call retries.
+        hears a later notice of a job before an earlier one. The first
+        delivery that fails ends the sweep (the service behind it is away;
+        what was claimed waits for its renewed lease); an effect failing for
+        another reason does not hold the others up. Raises ``Unavailable``
+        when the outbox cannot be read; the next call retries.
         """
         claimed = await self.stores.outbox.claim_due(self.clock(), self._lease_s, limit)
         jobs = dict.fromkeys(e.job_id for e in claimed if e.job_id is not None)
         for job_id in jobs:
-            await self._deliver(await self.stores.outbox.of_job(job_id))
+            if not await self._deliver(await self.stores.outbox.of_job(job_id)):
+                return len(claimed)
         loose = [e for e in claimed if e.job_id is None]
         if loose:
             await self._deliver(loose)
@@ -471,48 +475,53 @@ class DispatchService:
                 return
         await self._deliver(effects)
 
-    async def _deliver(self, effects: Sequence[Effect]) -> None:
+    async def _deliver(self, effects: Sequence[Effect]) -> bool:
         """Perform ``effects`` in order and forget those performed. Never raises.
 
-        A run of notices goes out per worker in order, the workers
+        Returns False when a backing service was unavailable (so a sweep can
+        stop), True otherwise — also when an effect failed for another reason
+        (logged; it stays in the outbox). A run of notices goes out per worker in order, the workers
         concurrently; any other effect waits for everything before it. At the
         first failure delivery stops: the rest stay in the outbox, and a
         sweeper delivers them (from the first one not performed) once their
         lease has passed.
         """
         done: list[str] = []
+        failure: Exception | None = None
         i = 0
-        try:
-            while i < len(effects):
+        while i < len(effects) and failure is None:
+            try:
                 if effects[i].kind is EffectKind.NOTICE:
                     j = i
                     while j < len(effects) and effects[j].kind is EffectKind.NOTICE:
                         j += 1
-                    sent = await self._publish(effects[i:j])
+                    sent, failure = await self._publish(effects[i:j])
                     done.extend(sent)
-                    if len(sent) < j - i:
-                        break
                     i = j
                 else:
                     await self._perform(effects[i])
                     done.append(effects[i].id)
                     i += 1
-        except DispatchError as exc:
-            log.warning("effect %s not delivered yet: %s", effects[i].id, exc)
-        except Exception:
-            log.exception("effect %s failed; it stays in the outbox", effects[i].id)
+            except Exception as exc:
+                failure = exc
+        if isinstance(failure, DispatchError):
+            log.warning("effects not delivered yet: %s", failure)
+        elif failure is not None:
+            log.error("an effect failed; it stays in the outbox", exc_info=failure)
         if done:
             try:
                 await self.stores.outbox.delivered(done)
             except DispatchError as exc:  # delivered again later, which is harmless
                 log.warning("delivered effects not yet forgotten: %s", exc)
+        return not isinstance(failure, DispatchError)
 
-    async def _publish(self, notices: Sequence[Effect]) -> list[str]:
+    async def _publish(self, notices: Sequence[Effect]) -> tuple[list[str], Exception | None]:
         """Publish notice effects, each worker's in order, the workers concurrently.
 
-        Returns the ids published; a worker's notices after one that failed
-        are not tried. A wave's offers go to different workers; with a shared
-        backend each publish is a round trip, so they overlap.
+        Returns the ids published and the first failure, if any; a worker's
+        notices after one that failed are not tried. A wave's offers go to
+        different workers; with a shared backend each publish is a round
+        trip, so they overlap.
         """
         feed = self.stores.feed
         by_worker: dict[str, list[Effect]] = {}
@@ -535,12 +544,7 @@ class DispatchService:
             await in_order(items)
         else:
             await asyncio.gather(*(in_order(items) for items in by_worker.values()))
-        if failed:
-            if isinstance(failed[0], DispatchError):
-                log.warning("notices not published yet: %s", failed[0])
-            else:
-                log.error("publishing a notice failed", exc_info=failed[0])
-        return sent
+        return sent, failed[0] if failed else None
 
     async def _perform(self, effect: Effect) -> None:
         """Perform a ``freed`` or ``taken`` effect if the worker's state still calls for it."""

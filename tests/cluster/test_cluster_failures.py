@@ -316,3 +316,44 @@ async def test_a_cancel_committed_by_an_instance_killed_before_delivery_still_re
                 assert again["job"]["id"] == second["id"]
         finally:
             await asyncio.gather(doomed.stop(), survivor.stop())
+
+
+async def test_an_accept_committed_by_an_instance_killed_before_delivery_is_still_announced(
+    tmp_path: Path,
+) -> None:
+    """kill -9 of the instance that committed an accept before answering it: the winner,
+    reconnected to the survivor without resending, is told ``assigned`` (next seq), the
+    other holder ``taken``, and the winner gets no new offers."""
+    async with cluster_env() as env:
+        doomed = FaultyInstance(env, "doomed", tmp_path, kill_after="assigned")
+        survivor = Instance(env, "survivor", tmp_path, offer_timeout_s="30")
+        try:
+            await asyncio.gather(doomed.start(), survivor.start())
+            key = await survivor.create_org()
+            _, ann_token = await survivor.create_worker(key, "Ann", [])
+            _, bob_token = await survivor.create_worker(key, "Bob", [])
+            async with Phone.connect(survivor.ws_url, bob_token) as bob:
+                await bob.on_duty(LYON[0] + 0.002, LYON[1])
+                async with Phone.connect(doomed.ws_url, ann_token) as ann:
+                    await ann.on_duty(LYON[0] + 0.001, LYON[1])
+                    job = await survivor.post_job(key, *LYON)
+                    offer = await ann.recv_type("offer")
+                    await bob.recv_type("offer")
+                    await ann.send({"type": "accept", "offer_id": offer["offer_id"]})
+                    assert doomed.proc is not None
+                    async with asyncio.timeout(WAIT_S):
+                        assert await doomed.proc.wait() == -9
+                async with Phone.connect(survivor.ws_url, ann_token, offer["seq"]) as back:
+                    assigned = await back.recv()
+                    assert assigned["type"] == "assigned"
+                    assert assigned["offer_id"] == offer["offer_id"]
+                    assert assigned["seq"] == offer["seq"] + 1
+                    closed = await bob.recv_type("offer_closed")
+                    assert closed["reason"] == "taken"
+                    second = await survivor.post_job(key, *LYON)
+                    assert (await bob.recv_type("offer"))["job"]["id"] == second["id"]
+                    assert [f["type"] for f in await back.pending()] == []
+            stored = await survivor.get_job(key, job["id"])
+            assert stored["state"] == "assigned"
+        finally:
+            await asyncio.gather(doomed.stop(), survivor.stop())

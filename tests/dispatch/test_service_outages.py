@@ -147,3 +147,28 @@ async def test_an_accept_that_wins_while_redis_is_away_returns_its_assignment(
     assert closed.notice["reason"] == "taken"
     assert [o.job_id for o in await backend.stores.jobs.pending_offers_of(ann)] == []
     assert [o.job_id for o in await backend.stores.jobs.pending_offers_of(bob)] == [other.id]
+
+
+async def test_a_job_completed_while_redis_is_away_frees_the_worker_and_answers(
+    backend: Backend, own_redis: OwnRedis
+) -> None:
+    """The completion is answered as committed and the worker is available at once (not left
+    busy); once Redis is back and the phone reports, new work reaches them."""
+    clock = Clock()
+    service = DispatchService(backend.stores, CONFIG, clock)
+    org, _ = await service.create_org("City")
+    worker = await on_duty(service, org.id, "Ann")
+    job = await service.post_job(org.id, "Leak", *SITE)
+    (offer,) = await backend.stores.jobs.pending_offers_of(worker)
+    await service.accept(worker, offer.id)
+    await service.progress(worker, job.id, JobState.EN_ROUTE)
+    await service.progress(worker, job.id, JobState.ON_SITE)
+    own_redis.kill()
+    done = await service.progress(worker, job.id, JobState.COMPLETED)
+    assert done.state is JobState.COMPLETED
+    assert await availability(backend, worker) == Availability.AVAILABLE
+    await back_again(own_redis, service, worker)
+    clock.now += OUTBOX_LEASE_S
+    await service.sweep_outbox()
+    await service.post_job(org.id, "Next leak", *SITE)
+    assert await kinds(backend.stores, worker) == ["offer"]
