@@ -23,7 +23,6 @@ effects is logged and left to the sweeper, never raised to the caller.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import uuid
@@ -51,6 +50,7 @@ from .models import (
 )
 from .notices import assigned_notice
 from .offers import Candidate, JobBook, OfferEngine, Outcome, WaveSearch
+from .relay import Relay
 from .stores.ports import Stores
 
 log = logging.getLogger("fieldcloud.dispatch")
@@ -118,6 +118,7 @@ class DispatchService:
         self._ids = ids
         self._lease_s = outbox_lease_s
         self._after_commit = after_commit
+        self.relay = Relay(stores, self._perform)
         self.engine = OfferEngine(config, lambda: ids("off"))
         self._reach_checked: dict[str, tuple[int, float]] = {}
         self._open_jobs_seen: dict[str, tuple[float, bool]] = {}
@@ -404,11 +405,11 @@ class DispatchService:
         claimed = await self.stores.outbox.claim_due(self.clock(), self._lease_s, limit)
         jobs = dict.fromkeys(e.job_id for e in claimed if e.job_id is not None)
         for job_id in jobs:
-            if not await self._deliver(await self.stores.outbox.of_job(job_id)):
+            if not await self.relay.deliver(await self.stores.outbox.of_job(job_id)):
                 return len(claimed)
         loose = [e for e in claimed if e.job_id is None]
         if loose:
-            await self._deliver(loose)
+            await self.relay.deliver(loose)
         return len(claimed)
 
     # -- internals -------------------------------------------------------------
@@ -433,7 +434,7 @@ class DispatchService:
         lock), make a released worker available again, and queue the
         outcome's effects on the book (the store writes them with the
         change). After the commit, deliver them (never raising; see
-        ``_deliver``). Returns the committed book. Errors of the transaction
+        ``Relay.deliver``). Returns the committed book. Errors of the transaction
         itself (``NotFound``, engine errors, ``Unavailable`` up to the commit)
         propagate: then nothing of it was kept.
         """
@@ -473,78 +474,7 @@ class DispatchService:
             except DispatchError as exc:
                 log.warning("job %s: outbox not read, left to the sweeper: %s", book.job.id, exc)
                 return
-        await self._deliver(effects)
-
-    async def _deliver(self, effects: Sequence[Effect]) -> bool:
-        """Perform ``effects`` in order and forget those performed. Never raises.
-
-        Returns False when a backing service was unavailable (so a sweep can
-        stop), True otherwise — also when an effect failed for another reason
-        (logged; it stays in the outbox). A run of notices goes out per worker in order, the workers
-        concurrently; any other effect waits for everything before it. At the
-        first failure delivery stops: the rest stay in the outbox, and a
-        sweeper delivers them (from the first one not performed) once their
-        lease has passed.
-        """
-        done: list[str] = []
-        failure: Exception | None = None
-        i = 0
-        while i < len(effects) and failure is None:
-            try:
-                if effects[i].kind is EffectKind.NOTICE:
-                    j = i
-                    while j < len(effects) and effects[j].kind is EffectKind.NOTICE:
-                        j += 1
-                    sent, failure = await self._publish(effects[i:j])
-                    done.extend(sent)
-                    i = j
-                else:
-                    await self._perform(effects[i])
-                    done.append(effects[i].id)
-                    i += 1
-            except Exception as exc:
-                failure = exc
-        if isinstance(failure, DispatchError):
-            log.warning("effects not delivered yet: %s", failure)
-        elif failure is not None:
-            log.error("an effect failed; it stays in the outbox", exc_info=failure)
-        if done:
-            try:
-                await self.stores.outbox.delivered(done)
-            except DispatchError as exc:  # delivered again later, which is harmless
-                log.warning("delivered effects not yet forgotten: %s", exc)
-        return not isinstance(failure, DispatchError)
-
-    async def _publish(self, notices: Sequence[Effect]) -> tuple[list[str], Exception | None]:
-        """Publish notice effects, each worker's in order, the workers concurrently.
-
-        Returns the ids published and the first failure, if any; a worker's
-        notices after one that failed are not tried. A wave's offers go to
-        different workers; with a shared backend each publish is a round
-        trip, so they overlap.
-        """
-        feed = self.stores.feed
-        by_worker: dict[str, list[Effect]] = {}
-        for effect in notices:
-            by_worker.setdefault(effect.target, []).append(effect)
-        sent: list[str] = []
-        failed: list[Exception] = []
-
-        async def in_order(items: list[Effect]) -> None:
-            for effect in items:
-                try:
-                    await feed.publish(effect.target, effect.payload, key=effect.id)
-                except Exception as exc:
-                    failed.append(exc)
-                    return
-                sent.append(effect.id)
-
-        if len(by_worker) == 1:
-            ((items),) = by_worker.values()
-            await in_order(items)
-        else:
-            await asyncio.gather(*(in_order(items) for items in by_worker.values()))
-        return sent, failed[0] if failed else None
+        await self.relay.deliver(effects)
 
     async def _perform(self, effect: Effect) -> None:
         """Perform a ``freed`` or ``taken`` effect if the worker's state still calls for it."""
