@@ -4,7 +4,10 @@ Single-instance only: nothing persists across restarts and nothing is shared
 between processes. Atomicity comes from the event loop: no method awaits
 between its check and its write, and ``transaction`` holds a per-job
 ``asyncio.Lock`` and works on copies that replace the stored records only when
-the block exits normally.
+the block exits normally; then the book's effects go into the ``MemoryOutbox``.
+Writes made through the other stores inside a transaction block take effect
+at once and are not undone if the block fails (the service makes such a
+write — a released worker's availability — the last step of a block).
 
 Records handed out by ``get_*`` are copies, except ``get_workers``, whose
 workers are the live records for the matcher's hot path: treat them as
