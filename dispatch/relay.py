@@ -4,12 +4,17 @@
 notices is published per worker in order (under the effect's id, so a repeat
 is not appended again), the workers concurrently; any other effect is handed
 to the service's ``perform`` callback and waits for everything before it; the
-effects performed are deleted from the outbox. The service calls it right
+effects performed are deleted from the outbox in the background, one
+``DELETE`` at a time for whatever was delivered meanwhile (a caller does not
+wait for it, and under load many transactions share one), and until then
+are not performed again by this relay. The service calls it right
 after a commit (its own effects) and from ``sweep_outbox`` (what others left).
 
 Rules for callers: pass one job's outstanding effects whole and in commit
 order (``Outbox.of_job``), or one transaction's; ``perform`` must be safe to
-run twice for one effect (delivery is at least once).
+run twice for one effect (delivery is at least once); ``await flush()``
+before closing the stores (what is not yet deleted is otherwise delivered
+once more by a sweeper, which is harmless).
 """
 
 from __future__ import annotations
@@ -33,6 +38,35 @@ class Relay:
     def __init__(self, stores: Stores, perform: Callable[[Effect], Awaitable[None]]) -> None:
         self._stores = stores
         self._perform = perform
+        self._performed: set[str] = set()
+        """Ids delivered here whose outbox rows are not deleted yet."""
+        self._to_forget: list[str] = []
+        self._forgetting: asyncio.Task[None] | None = None
+
+    async def flush(self) -> None:
+        """Wait until every effect delivered so far is deleted from the outbox."""
+        while self._forgetting is not None:
+            await self._forgetting
+
+    def _forget(self, effect_ids: Sequence[str]) -> None:
+        self._performed.update(effect_ids)
+        self._to_forget.extend(effect_ids)
+        if self._forgetting is None:
+            self._forgetting = asyncio.get_running_loop().create_task(
+                self._forget_all(), name="fieldcloud-outbox-forget"
+            )
+
+    async def _forget_all(self) -> None:
+        try:
+            while self._to_forget:
+                batch, self._to_forget = self._to_forget, []
+                try:
+                    await self._stores.outbox.delivered(batch)
+                except DispatchError as exc:  # delivered again later, which is harmless
+                    log.warning("delivered effects not yet forgotten: %s", exc)
+                self._performed.difference_update(batch)
+        finally:
+            self._forgetting = None
 
     async def deliver(self, effects: Sequence[Effect]) -> bool:
         """Perform ``effects`` in order and forget those performed. Never raises.
@@ -43,6 +77,7 @@ class Relay:
         (so a sweep can stop), True otherwise — also when an effect failed for
         another reason (logged; it stays in the outbox).
         """
+        effects = [e for e in effects if e.id not in self._performed]
         done: list[str] = []
         failure: Exception | None = None
         i = 0
@@ -66,10 +101,7 @@ class Relay:
         elif failure is not None:
             log.error("an effect failed; it stays in the outbox", exc_info=failure)
         if done:
-            try:
-                await self._stores.outbox.delivered(done)
-            except DispatchError as exc:  # delivered again later, which is harmless
-                log.warning("delivered effects not yet forgotten: %s", exc)
+            self._forget(done)
         return not isinstance(failure, DispatchError)
 
     async def _publish(self, notices: Sequence[Effect]) -> tuple[list[str], Exception | None]:

@@ -406,10 +406,12 @@ class DispatchService:
         jobs = dict.fromkeys(e.job_id for e in claimed if e.job_id is not None)
         for job_id in jobs:
             if not await self.relay.deliver(await self.stores.outbox.of_job(job_id)):
-                return len(claimed)
-        loose = [e for e in claimed if e.job_id is None]
-        if loose:
-            await self.relay.deliver(loose)
+                break
+        else:
+            loose = [e for e in claimed if e.job_id is None]
+            if loose:
+                await self.relay.deliver(loose)
+        await self.relay.flush()
         return len(claimed)
 
     # -- internals -------------------------------------------------------------

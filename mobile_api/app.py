@@ -178,6 +178,7 @@ def create_app(
             for task in background:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            await service.relay.flush()  # delete what was delivered from the outbox
             if runtime.keeper is not None:
                 await runtime.keeper.aclose()
             if backend is not None:

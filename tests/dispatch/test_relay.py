@@ -42,7 +42,9 @@ async def test_an_effect_waits_for_the_notices_before_it(backend: Backend) -> No
         effect(job, EffectKind.NOTICE, "wrk_a", type="t", n=4),
     ]
     await committed(backend, *effects)
-    assert await Relay(backend.stores, perform).deliver(effects)
+    relay = Relay(backend.stores, perform)
+    assert await relay.deliver(effects)
+    await relay.flush()
     assert seen == [["1", "3"]]
     assert [e.notice["n"] for e in await feed.replay("wrk_a", 0)] == [1, 3, 4]
     assert await backend.stores.outbox.of_job(job) == []
@@ -63,7 +65,9 @@ async def test_a_failing_effect_stops_delivery_and_keeps_the_rest(backend: Backe
     async def broken(done: Effect) -> None:
         raise ValueError("a bug")
 
-    assert not await Relay(backend.stores, away).deliver([first, freed, last])
+    relay = Relay(backend.stores, away)
+    assert not await relay.deliver([first, freed, last])
+    await relay.flush()
     assert [e.id for e in await backend.stores.outbox.of_job(job)] == [freed.id, last.id]
     assert await Relay(backend.stores, broken).deliver([freed, last])
     assert [e.id for e in await backend.stores.outbox.of_job(job)] == [freed.id, last.id]
@@ -71,7 +75,8 @@ async def test_a_failing_effect_stops_delivery_and_keeps_the_rest(backend: Backe
 
 
 async def test_delivering_again_appends_no_notice_twice(backend: Backend) -> None:
-    """A second delivery of the same effects (a sweeper after a slow committer) keeps one copy."""
+    """The same effects delivered again — by this relay before their rows are gone, or by
+    another instance's (a sweeper after a slow committer) — keep one copy in the feed."""
     job = await job_id(backend)
     effects = [effect(job, EffectKind.NOTICE, "wrk_a", type="t", n=n) for n in range(3)]
     await committed(backend, *effects)
@@ -81,9 +86,13 @@ async def test_delivering_again_appends_no_notice_twice(backend: Backend) -> Non
     async def perform(done: Effect) -> None:
         performed.append(done)
 
-    relay = Relay(backend.stores, perform)
+    relay, other = Relay(backend.stores, perform), Relay(await backend.twin(), perform)
     assert await relay.deliver(effects)
     assert await relay.deliver(effects)
+    assert await other.deliver(effects)
+    await relay.flush()
+    await other.flush()
+    assert await backend.stores.outbox.of_job(job) == []
     log = await backend.stores.feed.replay("wrk_a", 0)
     assert [e.notice["n"] for e in log] == [0, 1, 2]
     assert performed == []

@@ -83,6 +83,7 @@ async def test_offers_committed_by_an_instance_that_died_reach_the_phones_once(
     doomed, survivor, fault, clock = await instances(backend)
     org, _ = await doomed.create_org("City")
     worker = await on_duty(doomed, org.id, "Ann")
+    await doomed.relay.flush()  # what it delivered so far is gone from the outbox
     fault.armed = True
     with pytest.raises(Crash):
         await doomed.post_job(org.id, "Leak", *SITE)
@@ -109,6 +110,7 @@ async def test_a_cancel_committed_by_an_instance_that_died_frees_the_worker_at_o
     (offer,) = await backend.stores.jobs.pending_offers_of(worker)
     await doomed.accept(worker, offer.id)
     assert (await doomed.get_worker(org.id, worker)).availability is Availability.BUSY
+    await doomed.relay.flush()  # what it delivered so far is gone from the outbox
     fault.armed = True
     with pytest.raises(Crash):
         await doomed.cancel_job(org.id, job.id, "duplicate")
@@ -134,6 +136,7 @@ async def test_a_later_change_of_the_job_delivers_what_a_dead_instance_owed_firs
     org, _ = await doomed.create_org("City")
     ann = await on_duty(doomed, org.id, "Ann")
     bob = await on_duty(doomed, org.id, "Bob")
+    await doomed.relay.flush()  # what it delivered so far is gone from the outbox
     fault.armed = True
     with pytest.raises(Crash):
         await doomed.post_job(org.id, "Leak", *SITE)
@@ -141,6 +144,7 @@ async def test_a_later_change_of_the_job_delivers_what_a_dead_instance_owed_firs
     await survivor.accept(ann, offer.id)
     assert await kinds(backend.stores, ann) == ["offer", "assigned"]
     assert await kinds(backend.stores, bob) == ["offer", "offer_closed"]
+    await survivor.relay.flush()
     assert await backend.stores.outbox.of_job(offer.job_id) == []
 
 
@@ -159,6 +163,7 @@ async def test_completing_a_job_frees_the_worker_in_its_own_transaction(
     await doomed.progress(worker, job.id, JobState.ON_SITE)
     await on_duty(survivor, org.id, "Bob")  # keeps the next job's wave out, never answers
     other = await survivor.post_job(org.id, "Second leak", *SITE)
+    await doomed.relay.flush()  # what it delivered so far is gone from the outbox
     fault.armed = True
     with pytest.raises(Crash):
         await doomed.progress(worker, job.id, JobState.COMPLETED)
