@@ -42,8 +42,7 @@ import contextlib
 import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import fields, replace
-from enum import Enum
+from dataclasses import replace
 from typing import Any
 
 import asyncpg
@@ -55,44 +54,33 @@ from ...lifecycle import ACTIVE_JOB_STATES
 from ...models import Job, JobEvent, JobState, Offer, OfferState
 from ...offers import JobBook
 from ..ports import Nearby
-from .outbox import BACKLOG, insert_effects
+from .outbox import BACKLOG, OUTBOX
 from .pool import Q, params, pg_errors
+from .rows import Table, column_value
 
 __all__ = ["PgJobStore"]
 
 
-def _value(value: Any) -> Any:
-    """A model field as its column holds it: enums by value, skills as a sorted array."""
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, frozenset):
-        return sorted(value)
-    return value
-
-
 # -- jobs: one row per job; a column per Job field, plus cell and last_seq ----------
 
-_JOB_COLS = tuple(f.name for f in fields(Job))
-"""Every ``jobs`` column named like a ``Job`` field (``cell``, ``last_seq`` are extra)."""
-_JOB_SELECT = ", ".join(_JOB_COLS)
+JOBS = Table("jobs", Job)
+_N = len(JOBS.columns)
 
-_INSERT_JOB = (
-    f"INSERT INTO jobs ({_JOB_SELECT}, cell, last_seq) VALUES ({params(len(_JOB_COLS) + 2)})"
-)
+_INSERT_JOB = f"INSERT INTO jobs ({JOBS.select}, cell, last_seq) VALUES ({params(_N + 2)})"
 _UPDATE_JOB = (
-    f"UPDATE jobs SET ({_JOB_SELECT}, cell, last_seq) = ({params(len(_JOB_COLS) + 2)})"
-    f" WHERE id = $1 AND version = ${len(_JOB_COLS) + 3}"
+    f"UPDATE jobs SET ({JOBS.select}, cell, last_seq) = ({params(_N + 2)})"
+    f" WHERE id = $1 AND version = ${_N + 3}"
 )
 """Write the whole row, guarded by the version it was read at (the last argument)."""
 
 
 def _job_args(job: Job, cell: int, last_seq: int) -> tuple[Any, ...]:
     """``_INSERT_JOB``'s arguments (``_UPDATE_JOB``'s, but for the guard)."""
-    return (*(_value(getattr(job, c)) for c in _JOB_COLS), cell, last_seq)
+    return (*(column_value(getattr(job, c)) for c in JOBS.columns), cell, last_seq)
 
 
 def _job(row: asyncpg.Record) -> Job:
-    found = {c: row[c] for c in _JOB_COLS}
+    found = {c: row[c] for c in JOBS.columns}
     found["skills"] = frozenset(found["skills"])
     found["state"] = JobState(found["state"])
     return Job(**found)
@@ -100,45 +88,66 @@ def _job(row: asyncpg.Record) -> Job:
 
 _ACTIVE = sorted(s.value for s in ACTIVE_JOB_STATES)
 
+# -- offers and events --------------------------------------------------------------
 
-# -- offers: one row per offer, a column per Offer field, ordered by n --------------
+OFFERS = Table("offers", Offer)
+"""Offers of a job, ordered by ``n`` (an identity column: insertion order)."""
+EVENTS = Table("job_events", JobEvent)
+"""The append-only log: ``seq`` per job, from ``jobs.last_seq``."""
 
-_OFFER_COLS = tuple(f.name for f in fields(Offer))
-_OFFER_SELECT = ", ".join(_OFFER_COLS)
-_OFFER_CHANGES = tuple(c for c in _OFFER_COLS if c not in ("id", "org_id", "job_id"))
-
-_UPSERT_OFFER = (
-    f"INSERT INTO offers ({_OFFER_SELECT}) VALUES ({params(len(_OFFER_COLS))})"
-    f" ON CONFLICT (id) DO UPDATE SET ({', '.join(_OFFER_CHANGES)})"
-    f" = ({', '.join('EXCLUDED.' + c for c in _OFFER_CHANGES)})"
+_CHANGES = [c for c in OFFERS.columns if c not in ("id", "org_id", "job_id")]
+_ON_OFFER_CONFLICT = (
+    f"ON CONFLICT (id) DO UPDATE SET ({', '.join(_CHANGES)})"
+    f" = ({', '.join('EXCLUDED.' + c for c in _CHANGES)})"
     " WHERE offers.job_id = EXCLUDED.job_id"
 )
-"""Insert a new offer or update a changed one (never one of another job)."""
-
-
-def _offer_args(offer: Offer, job_id: str) -> tuple[Any, ...]:
-    """``_UPSERT_OFFER``'s arguments, for an offer of job ``job_id``."""
-    return tuple(job_id if c == "job_id" else _value(getattr(offer, c)) for c in _OFFER_COLS)
+"""A changed offer is updated (never one of another job)."""
 
 
 def _offer(row: asyncpg.Record) -> Offer:
-    found = {c: row[c] for c in _OFFER_COLS}
+    found = {c: row[c] for c in OFFERS.columns}
     found["state"] = OfferState(found["state"])
     return Offer(**found)
 
 
-# -- events: append-only, seq per job ----------------------------------------------
-
-_EVENT_COLS = tuple(f.name for f in fields(JobEvent))
-_INSERT_EVENT = (
-    f"INSERT INTO job_events ({', '.join(_EVENT_COLS)}) VALUES ({params(len(_EVENT_COLS))})"
-)
+def _event_row(job: Job, event: JobEvent, seq: int) -> dict[str, Any]:
+    return {**{c: getattr(event, c) for c in EVENTS.columns}, "job_id": job.id, "seq": seq}
 
 
-def _event_args(job: Job, event: JobEvent, seq: int) -> tuple[Any, ...]:
-    """``_INSERT_EVENT``'s arguments: ``event`` of ``job`` as its ``seq``-th event."""
-    values = {"job_id": job.id, "seq": seq, "data": dict(event.data)}
-    return tuple(values[c] if c in values else getattr(event, c) for c in _EVENT_COLS)
+_INSERT_EVENTS = EVENTS.insert_many(1)
+
+# -- a transaction's write: one statement ----------------------------------------------
+
+_F_OFFERS = _N + 4
+_F_EVENTS = _F_OFFERS + len(OFFERS.columns)
+_F_EFFECTS = _F_EVENTS + len(EVENTS.columns)
+
+_WRITE = f"""
+WITH job AS ({_UPDATE_JOB} RETURNING 1),
+     offers AS ({OFFERS.insert_many(_F_OFFERS, _ON_OFFER_CONFLICT)}),
+     events AS ({EVENTS.insert_many(_F_EVENTS)}),
+     effects AS ({OUTBOX.insert_many(_F_EFFECTS)})
+SELECT count(*) FROM job
+"""
+"""The job row (guarded by its version), its new and changed offers, its new events
+and the transaction's effects, in one round trip; answers 1, or 0 if the guard failed."""
+
+
+def _write_args(
+    book: JobBook, cell: int, last_seq: int, version: int, offers: list[Offer]
+) -> tuple[Any, ...]:
+    """``_WRITE``'s arguments: the book after the transaction, read at ``version``."""
+    job = book.job
+    events = [_event_row(job, e, last_seq + i) for i, e in enumerate(book.log, start=1)]
+    return (
+        *_job_args(job, cell, last_seq + len(book.log)),
+        version,
+        *OFFERS.arrays(
+            [{**{c: getattr(o, c) for c in OFFERS.columns}, "job_id": job.id} for o in offers]
+        ),
+        *EVENTS.arrays(events),
+        *OUTBOX.arrays([{c: getattr(e, c) for c in OUTBOX.columns} for e in book.effects]),
+    )
 
 
 class PgJobStore:
@@ -153,22 +162,22 @@ class PgJobStore:
         async with self._q.conn() as conn, conn.transaction():
             cell = latlng_to_cell(job.lat, job.lng, self._resolution)
             await conn.execute(_INSERT_JOB, *_job_args(job, cell, 1))
-            await conn.execute(_INSERT_EVENT, *_event_args(job, event, 1))
+            await conn.execute(_INSERT_EVENTS, *EVENTS.arrays([_event_row(job, event, 1)]))
 
     async def get_job(self, org_id: str, job_id: str) -> Job | None:
         row = await self._q.fetchrow(
-            f"SELECT {_JOB_SELECT} FROM jobs WHERE id = $1 AND org_id = $2", job_id, org_id
+            f"SELECT {JOBS.select} FROM jobs WHERE id = $1 AND org_id = $2", job_id, org_id
         )
         return None if row is None else _job(row)
 
     async def history(self, org_id: str, job_id: str) -> list[JobEvent]:
         rows = await self._q.fetch(
-            f"SELECT {', '.join(_EVENT_COLS)} FROM job_events"
+            f"SELECT {EVENTS.select} FROM job_events"
             " WHERE job_id = $1 AND org_id = $2 ORDER BY seq",
             job_id,
             org_id,
         )
-        return [JobEvent(**{c: r[c] for c in _EVENT_COLS}) for r in rows]
+        return [JobEvent(**{c: r[c] for c in EVENTS.columns}) for r in rows]
 
     @asynccontextmanager
     async def transaction(self, job_id: str) -> AsyncIterator[JobBook]:
@@ -181,7 +190,7 @@ class PgJobStore:
             try:
                 with pg_errors():
                     row = await conn.fetchrow(
-                        f"SELECT {_JOB_SELECT}, last_seq, {BACKLOG} FROM jobs WHERE id = $1"
+                        f"SELECT {JOBS.select}, last_seq, {BACKLOG} FROM jobs WHERE id = $1"
                         " FOR UPDATE OF jobs",
                         job_id,
                     )
@@ -189,7 +198,7 @@ class PgJobStore:
                         []
                         if row is None
                         else await conn.fetch(
-                            f"SELECT {_OFFER_SELECT} FROM offers WHERE job_id = $1 ORDER BY n",
+                            f"SELECT {OFFERS.select} FROM offers WHERE job_id = $1 ORDER BY n",
                             job_id,
                         )
                     )
@@ -229,22 +238,13 @@ class PgJobStore:
         job = book.job
         if job.id != before.id:
             raise ValueError("a transaction's book must keep its job id")
-        if job != before or book.log:
-            cell = latlng_to_cell(job.lat, job.lng, self._resolution)
-            status = await conn.execute(
-                _UPDATE_JOB, *_job_args(job, cell, last_seq + len(book.log)), before.version
-            )
-            if status != "UPDATE 1":
-                raise Unavailable(f"job {job.id} changed outside its transaction; retry")
         changed = [o for o in book.offers.values() if before_offers.get(o.id) != o]
-        if changed:
-            await conn.executemany(_UPSERT_OFFER, [_offer_args(o, job.id) for o in changed])
-        if book.log:
-            await conn.executemany(
-                _INSERT_EVENT,
-                [_event_args(job, e, last_seq + i) for i, e in enumerate(book.log, start=1)],
-            )
-        await insert_effects(conn, book.effects)
+        if job == before and not book.log and not changed and not book.effects:
+            return
+        cell = latlng_to_cell(job.lat, job.lng, self._resolution)
+        args = _write_args(book, cell, last_seq, before.version, changed)
+        if await conn.fetchval(_WRITE, *args) != 1:
+            raise Unavailable(f"job {job.id} changed outside its transaction; retry")
 
     async def job_of_offer(self, offer_id: str) -> str | None:
         job_id: str | None = await self._q.fetchval(
@@ -254,7 +254,7 @@ class PgJobStore:
 
     async def pending_offers_of(self, worker_id: str) -> list[Offer]:
         rows = await self._q.fetch(
-            f"SELECT {_OFFER_SELECT} FROM offers WHERE worker_id = $1 AND state = 'pending'"
+            f"SELECT {OFFERS.select} FROM offers WHERE worker_id = $1 AND state = 'pending'"
             " ORDER BY n",
             worker_id,
         )
@@ -262,7 +262,7 @@ class PgJobStore:
 
     async def active_job_of(self, worker_id: str) -> Job | None:
         row = await self._q.fetchrow(
-            f"SELECT {_JOB_SELECT} FROM jobs WHERE worker_id = $1 AND state = ANY($2::text[])"
+            f"SELECT {JOBS.select} FROM jobs WHERE worker_id = $1 AND state = ANY($2::text[])"
             " ORDER BY updated_at DESC LIMIT 1",
             worker_id,
             _ACTIVE,

@@ -1,8 +1,8 @@
 """PostgreSQL outbox: the effects job transactions committed, until delivered.
 
-``jobs.PgJobStore.transaction`` inserts a book's effects with ``insert_effects`` on
-its own connection before it commits (so an effect exists exactly when its
-change does); ``PgOutbox`` serves the deliverers. Table ``outbox``
+``jobs.PgJobStore.transaction`` inserts a book's effects (``OUTBOX``) in the
+statement that writes the job, before it commits (so an effect exists exactly
+when its change does); ``PgOutbox`` serves the deliverers. Table ``outbox``
 (migration 0002): rows are ordered by ``n``, and rows of one job are inserted
 under its row lock, so within a job ``n`` is commit order.
 
@@ -22,31 +22,18 @@ instance (leases of seconds tolerate ordinary clock skew); delete rows with
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import asyncpg
 
 from ...effects import Effect, EffectKind
-from .pool import Q, params
+from .pool import Q
+from .rows import Table
 
-__all__ = ["PgOutbox", "insert_effects"]
+__all__ = ["BACKLOG", "OUTBOX", "PgOutbox"]
 
-_COLS = "id, job_id, kind, target, payload, created_at, due_at"
-
-_INSERT = f"INSERT INTO outbox ({_COLS}) VALUES ({params(7)})"
-
-
-def _args(effect: Effect) -> tuple[Any, ...]:
-    """``_INSERT``'s arguments (``_COLS`` order)."""
-    return (
-        effect.id,
-        effect.job_id,
-        effect.kind.value,
-        effect.target,
-        dict(effect.payload),
-        effect.created_at,
-        effect.due_at,
-    )
+OUTBOX = Table("outbox", Effect)
+"""Effects, ordered by ``n`` (an identity column); ``attempts`` counts sweeper claims."""
+_COLS = OUTBOX.select
 
 
 def _effect(row: asyncpg.Record) -> Effect:
@@ -59,12 +46,6 @@ def _effect(row: asyncpg.Record) -> Effect:
         created_at=row["created_at"],
         due_at=row["due_at"],
     )
-
-
-async def insert_effects(conn: asyncpg.Connection, effects: Sequence[Effect]) -> None:
-    """Insert ``effects`` in order on ``conn`` (inside the caller's transaction)."""
-    if effects:
-        await conn.executemany(_INSERT, [_args(e) for e in effects])
 
 
 _FORGET = """
