@@ -5,11 +5,18 @@ from __future__ import annotations
 import asyncpg
 
 from ...models import Organisation
-from .pool import Q
+from .pool import Q, params
+from .rows import Table
 
 __all__ = ["PgOrgStore"]
 
-_SELECT = "SELECT id, name, created_at FROM orgs"
+ORGS = Table("orgs", Organisation)
+_SELECT = f"SELECT {ORGS.select} FROM orgs"
+_ADD_ORG = (
+    f"INSERT INTO orgs ({ORGS.select}) VALUES ({params(len(ORGS.columns))})"
+    " ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name"
+)
+"""Add the organisation (``add_org`` passes its fields in ``ORGS.columns`` order)."""
 
 
 class PgOrgStore:
@@ -20,13 +27,7 @@ class PgOrgStore:
 
     async def add_org(self, org: Organisation, key_hash: str) -> None:
         async with self._q.conn() as conn, conn.transaction():
-            await conn.execute(
-                "INSERT INTO orgs (id, name, created_at) VALUES ($1, $2, $3)"
-                " ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name",
-                org.id,
-                org.name,
-                org.created_at,
-            )
+            await conn.execute(_ADD_ORG, *(getattr(org, c) for c in ORGS.columns))
             await conn.execute(
                 "INSERT INTO org_keys (key_hash, org_id) VALUES ($1, $2)", key_hash, org.id
             )
@@ -44,4 +45,4 @@ class PgOrgStore:
 
 
 def _org(row: asyncpg.Record) -> Organisation:
-    return Organisation(id=row["id"], name=row["name"], created_at=row["created_at"])
+    return Organisation(**{c: row[c] for c in ORGS.columns})

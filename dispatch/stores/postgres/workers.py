@@ -17,6 +17,7 @@ import asyncpg
 
 from ...models import Availability, Fix, Worker, WorkerKind
 from .pool import Q, params
+from .rows import Table, column_value
 
 __all__ = ["FixCache", "PgWorkerStore"]
 
@@ -31,42 +32,28 @@ class FixCache(Protocol):
         ...
 
 
-_WORKER_COLS = ("id", "org_id", "name", "kind", "skills", "availability", "created_at")
-"""The ``workers`` columns read into a ``Worker`` (each named like its field)."""
+WORKERS = Table("workers", Worker, skip=("fix",))
+"""Workers: a column per ``Worker`` field but the fix (and ``token_hash``, write-only)."""
 
-_SELECT = f"SELECT {', '.join(_WORKER_COLS)} FROM workers"
+_SELECT = f"SELECT {WORKERS.select} FROM workers"
 
 _INSERT = (
-    f"INSERT INTO workers ({', '.join(_WORKER_COLS)}, token_hash)"
-    f" VALUES ({params(len(_WORKER_COLS) + 1)})"
+    f"INSERT INTO workers ({WORKERS.select}, token_hash)"
+    f" VALUES ({params(len(WORKERS.columns) + 1)})"
 )
 
 
 def _insert_args(worker: Worker, token_hash: str) -> tuple[Any, ...]:
-    """``_INSERT``'s arguments: the columns in ``_WORKER_COLS`` order, then the token hash."""
-    return (
-        worker.id,
-        worker.org_id,
-        worker.name,
-        worker.kind.value,
-        sorted(worker.skills),
-        worker.availability.value,
-        worker.created_at,
-        token_hash,
-    )
+    """``_INSERT``'s arguments: the worker's columns, then the token hash."""
+    return (*(column_value(getattr(worker, c)) for c in WORKERS.columns), token_hash)
 
 
 def _worker(row: asyncpg.Record, fix: Fix | None) -> Worker:
-    return Worker(
-        id=row["id"],
-        org_id=row["org_id"],
-        name=row["name"],
-        kind=WorkerKind(row["kind"]),
-        skills=frozenset(row["skills"]),
-        availability=Availability(row["availability"]),
-        fix=fix,
-        created_at=row["created_at"],
-    )
+    found = {c: row[c] for c in WORKERS.columns}
+    found["kind"] = WorkerKind(found["kind"])
+    found["skills"] = frozenset(found["skills"])
+    found["availability"] = Availability(found["availability"])
+    return Worker(**found, fix=fix)
 
 
 class PgWorkerStore:
