@@ -235,9 +235,9 @@ async def _redis_h3_port(
     try:
         import redis.asyncio as aioredis
 
-        from dispatch.stores.keys import Keys
-        from dispatch.stores.redis import RedisWriter
-        from dispatch.stores.redis_index import RedisLocationIndex
+        from dispatch.stores.redis.index import RedisLocationIndex
+        from dispatch.stores.redis.keys import Keys
+        from dispatch.stores.redis.writer import RedisWriter
     except ImportError as exc:
         return {"slot": f"the Redis H3 index is not importable: {exc}"}
     client = aioredis.Redis.from_url(

@@ -2,7 +2,7 @@
 
 :func:`create_services` makes a fresh database ``fieldcloud_bench_<random>``
 on the PostgreSQL server of ``admin_dsn`` (which must allow ``CREATE
-DATABASE``), applies the migrations with :func:`dispatch.stores.migrate.migrate`,
+DATABASE``), applies the migrations with :func:`dispatch.stores.postgres.migrations.migrate`,
 and picks a Redis key prefix of the same name. :func:`drop_services` drops the
 database (``WITH (FORCE)``: connections still open are cut) and deletes every
 key under the prefix (``SCAN`` + ``DEL``). ``python -m bench`` creates
@@ -30,8 +30,8 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import redis.asyncio as aioredis
 
-from dispatch.stores.keys import Keys
-from dispatch.stores.migrate import migrate
+from dispatch.stores.postgres.migrations import migrate
+from dispatch.stores.redis.keys import Keys
 
 DEFAULT_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"

@@ -9,7 +9,9 @@ a socket or a store.
 Rules a caller must follow:
 
 * Call the engine only while holding the job exclusively (the store's job
-  transaction); the engine's checks and changes are then atomic.
+  transaction); the engine's checks and changes are then atomic. Every step
+  queues its own events on ``book.log`` (the store appends them when the
+  transaction ends); the returned ``Outcome`` lists them too, for reading.
 * When an ``Outcome`` carries a ``search``, look up at most ``search.k``
   eligible workers within ``search.radius_m`` (excluding
   ``book.offered_workers()``) and pass them to ``open_wave`` in the same
@@ -30,12 +32,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .config import DispatchConfig
 from .errors import IllegalTransition, NotFound, OfferClosed
 from .lifecycle import ACTIVE_JOB_STATES, advance_job, close_offer
 from .models import Assignment, Job, JobEvent, JobState, Offer, OfferState
+
+if TYPE_CHECKING:
+    from .effects import Effect
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,12 +68,13 @@ class JobBook:
     job: Job
     offers: dict[str, Offer] = field(default_factory=dict)
     log: list[JobEvent] = field(default_factory=list)
-    """Events to append when the transaction holding this book ends."""
-
-    def record(self, outcome: Outcome) -> Outcome:
-        """Queue ``outcome``'s events for the job log; returns ``outcome``."""
-        self.log.extend(outcome.events)
-        return outcome
+    """Events to append when the transaction holding this book ends (the engine's)."""
+    effects: list[Effect] = field(default_factory=list)
+    """Effects to write to the outbox when the transaction holding this book ends."""
+    backlog: bool = False
+    """Set by the store: the outbox still holds effects of an earlier transaction
+    of this job (their instance died before delivering them, or is delivering
+    them right now); deliver those before this transaction's own."""
 
     def pending(self) -> list[Offer]:
         """Offers still waiting for an answer."""
@@ -112,8 +118,12 @@ CLOSE_REASONS: dict[OfferState, str] = {
 """The ``offer_closed`` reason a worker is told for each final offer state."""
 
 
-def _event(job: Job, now: float, kind: str, **data: Any) -> JobEvent:
-    return JobEvent(job_id=job.id, org_id=job.org_id, at=now, kind=kind, data=data)
+def _record(book: JobBook, out: Outcome, now: float, kind: str, **data: Any) -> None:
+    """Queue an event of the book's job on the book's log, and list it in ``out``."""
+    job = book.job
+    event = JobEvent(job_id=job.id, org_id=job.org_id, at=now, kind=kind, data=data)
+    book.log.append(event)
+    out.events.append(event)
 
 
 class OfferEngine:
@@ -124,6 +134,10 @@ class OfferEngine:
         self._new_id = new_id
 
     # -- waves ---------------------------------------------------------------
+
+    def first_search(self, job: Job) -> WaveSearch:
+        """The search ``begin`` asks for on a new job (so a caller can run it early)."""
+        return WaveSearch(job.id, 1, self.config.radius_for(1), self.config.wave_size)
 
     def begin(self, book: JobBook, now: float) -> Outcome:
         """Start dispatching a freshly created open job: ask for wave 1."""
@@ -157,15 +171,14 @@ class OfferEngine:
             book.offers[offer.id] = offer
             offered |= {cand.worker_id}
             out.sent.append(offer)
-        out.events.append(
-            _event(
-                job,
-                now,
-                "wave",
-                wave=wave,
-                radius_m=radius,
-                offered=[o.worker_id for o in out.sent],
-            )
+        _record(
+            book,
+            out,
+            now,
+            "wave",
+            wave=wave,
+            radius_m=radius,
+            offered=[o.worker_id for o in out.sent],
         )
         if out.sent:
             job.wave_deadline = deadline
@@ -196,9 +209,7 @@ class OfferEngine:
         job.wave_deadline = max(job.wave_deadline, expires)
         job.version += 1
         out.sent.append(offer)
-        out.events.append(
-            _event(job, now, "offered", wave=job.wave, worker_id=candidate.worker_id, late=True)
-        )
+        _record(book, out, now, "offered", wave=job.wave, worker_id=candidate.worker_id, late=True)
         return out
 
     def expire(self, book: JobBook, now: float) -> Outcome:
@@ -238,9 +249,7 @@ class OfferEngine:
         for other in book.pending():
             close_offer(other, OfferState.TAKEN, now)
             out.closed.append(other)
-        out.events.append(
-            _event(job, now, "assigned", worker_id=worker_id, offer_id=offer_id, wave=offer.wave)
-        )
+        _record(book, out, now, "assigned", worker_id=worker_id, offer_id=offer_id, wave=offer.wave)
         return out
 
     def repeated_accept(self, book: JobBook, offer_id: str, worker_id: str) -> Assignment | None:
@@ -280,7 +289,7 @@ class OfferEngine:
             raise OfferClosed(offer_id, CLOSE_REASONS[offer.state])
         close_offer(offer, OfferState.DECLINED, now)
         out = Outcome()
-        out.events.append(_event(job, now, "declined", worker_id=worker_id, offer_id=offer_id))
+        _record(book, out, now, "declined", worker_id=worker_id, offer_id=offer_id)
         self._close_lapsed(book, now, out)
         if job.state is JobState.OPEN and not book.pending():
             self._escalate(book, now, out)
@@ -295,7 +304,7 @@ class OfferEngine:
             close_offer(offer, OfferState.WITHDRAWN, now)
             out.closed.append(offer)
         if mine:
-            out.events.append(_event(job, now, "withdrawn", worker_id=worker_id))
+            _record(book, out, now, "withdrawn", worker_id=worker_id)
             self._close_lapsed(book, now, out)
             if job.state is JobState.OPEN and not book.pending():
                 self._escalate(book, now, out)
@@ -310,7 +319,7 @@ class OfferEngine:
             raise IllegalTransition(f"job {job.id}", job.state.value, target.value)
         advance_job(job, target, now)
         out = Outcome()
-        out.events.append(_event(job, now, target.value, worker_id=worker_id))
+        _record(book, out, now, target.value, worker_id=worker_id)
         if target is JobState.COMPLETED:
             out.released_worker = worker_id
         return out
@@ -325,7 +334,7 @@ class OfferEngine:
             close_offer(offer, OfferState.CANCELLED, now)
             out.closed.append(offer)
         out.released_worker = job.worker_id
-        out.events.append(_event(job, now, "cancelled", reason=reason))
+        _record(book, out, now, "cancelled", reason=reason)
         return out
 
     # -- helpers --------------------------------------------------------------
@@ -339,9 +348,7 @@ class OfferEngine:
             close_offer(offer, OfferState.EXPIRED, now)
             out.closed.append(offer)
         if lapsed:
-            out.events.append(
-                _event(job, now, "expired", wave=job.wave, workers=[o.worker_id for o in lapsed])
-            )
+            _record(book, out, now, "expired", wave=job.wave, workers=[o.worker_id for o in lapsed])
 
     def _escalate(self, book: JobBook, now: float, out: Outcome) -> None:
         job = book.job
@@ -354,7 +361,7 @@ class OfferEngine:
             advance_job(job, JobState.UNFILLED, now)
             job.wave_deadline = None
             out.search = None
-            out.events.append(_event(job, now, "unfilled", waves=job.wave))
+            _record(book, out, now, "unfilled", waves=job.wave)
 
     def _make_offer(self, job: Job, cand: Candidate, now: float, expires: float) -> Offer:
         return Offer(

@@ -9,22 +9,32 @@
   service still enforces domain rules and raises ``DispatchError`` subclasses.
 * Call ``run_due`` whenever ``next_deadline`` has passed (the edge runs a
   ticker); waves only escalate and expire through it.
+* Call ``sweep_outbox`` every ``OUTBOX_SWEEP_S`` or so on every instance: it
+  delivers the effects an instance committed but did not deliver (it died,
+  or a backing service failed), once their lease has passed.
+
+Every change to a job goes through one helper, ``_step``: the job's
+transaction, an engine step, the wave searches it asks for, the effects of
+the outcome written to the outbox in the same transaction (decision 0005),
+then — after the commit — their delivery. An answer reports what was
+committed: once a transaction has committed, a failure to deliver its
+effects is logged and left to the sweeper, never raised to the caller.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 
 from geo import GeoError, validate_latlng
 
 from .config import DispatchConfig
 from .credentials import digest, new_secret
-from .errors import InvalidInput, NotEligible, NotFound, Unavailable
+from .effects import Effect, EffectKind, effects_of
+from .errors import DispatchError, InvalidInput, NotEligible, NotFound, Unavailable
 from .eventlog import log_events
 from .matching import MatchContext, is_eligible
 from .models import (
@@ -38,14 +48,25 @@ from .models import (
     Worker,
     WorkerKind,
 )
-from .notices import assigned_notice, job_cancelled_notice, offer_closed_notice, offer_notice
-from .offers import CLOSE_REASONS, Candidate, JobBook, OfferEngine, Outcome, WaveSearch
-from .stores.ports import Notice, Stores
+from .notices import assigned_notice
+from .offers import Candidate, JobBook, OfferEngine, Outcome, WaveSearch
+from .relay import Relay
+from .stores.ports import Stores
 
 log = logging.getLogger("fieldcloud.dispatch")
 
 Clock = Callable[[], float]
 IdFactory = Callable[[str], str]
+Step = Callable[[JobBook, float], Awaitable[Outcome]]
+"""An engine step run inside a job transaction: ``(book, now) -> outcome``."""
+CommitHook = Callable[[Sequence[Effect]], Awaitable[None]]
+"""Called after a job transaction committed, before its effects are delivered."""
+
+OUTBOX_LEASE_S = 5.0
+"""How long the committing instance has to deliver an effect before a sweeper may."""
+
+OUTBOX_SWEEP_S = 1.0
+"""How often each instance should call ``sweep_outbox``."""
 
 REACH_RECHECK_S = 5.0
 """A worker staying inside one H3 cell is matched against open jobs this often."""
@@ -85,11 +106,19 @@ class DispatchService:
         config: DispatchConfig,
         clock: Clock,
         ids: IdFactory = uuid_ids,
+        *,
+        outbox_lease_s: float = OUTBOX_LEASE_S,
+        after_commit: CommitHook | None = None,
     ) -> None:
+        """``after_commit`` is a fault point for tests of the crash window (a
+        commit whose effects were never delivered); production passes none."""
         self.stores = stores
         self.config = config
         self.clock = clock
         self._ids = ids
+        self._lease_s = outbox_lease_s
+        self._after_commit = after_commit
+        self.relay = Relay(stores, self._perform)
         self.engine = OfferEngine(config, lambda: ids("off"))
         self._reach_checked: dict[str, tuple[int, float]] = {}
         self._open_jobs_seen: dict[str, tuple[float, bool]] = {}
@@ -147,7 +176,12 @@ class DispatchService:
         description: str = "",
         external_ref: str | None = None,
     ) -> Job:
-        """Store a new open job and send its first wave of offers."""
+        """Store a new open job and send its first wave of offers.
+
+        Once the job is stored it is returned, whatever happens next: when the
+        first wave cannot be sent now (a backing service is away) the job is
+        due, and any instance's ``run_due`` sends it later.
+        """
         _check_position(lat, lng)
         now = self.clock()
         job = Job(
@@ -172,18 +206,21 @@ class DispatchService:
         log_events(job, [created])
         self._open_jobs_seen[org_id] = (now, True)
         try:
-            async with self.stores.jobs.transaction(job.id) as book:
+            # Nobody has been offered the new job, so wave 1's search does not
+            # need the job's lock: it runs before the transaction, not inside.
+            first = self.engine.first_search(job)
+            found = await self._candidates(job, first, frozenset(), now)
+
+            async def begin(book: JobBook, now: float) -> Outcome:
                 if book.job.wave != 0:
-                    return book.job  # a deadline sweep got there first
-                out = await self._settle(book, self.engine.begin(book, now), now)
-                job = book.job
-        except Unavailable:
-            # The job is stored and due: any instance's ticker sends wave 1 once
-            # the location index answers again. The caller still gets its job.
-            log.warning("job %s stored; first wave deferred (backend unavailable)", job.id)
+                    return Outcome()  # a deadline sweep got there first
+                return self.engine.begin(book, now)
+
+            book = await self._step(job.id, begin, found=(first, found))
+        except Unavailable as exc:
+            log.warning("job %s stored; first wave deferred: %s", job.id, exc)
             return job
-        await self._announce(job, out)
-        return job
+        return book.job
 
     async def get_job(self, org_id: str, job_id: str) -> JobView:
         """The organisation's job with its history, or ``NotFound``."""
@@ -193,18 +230,17 @@ class DispatchService:
         return JobView(job, await self.stores.jobs.history(org_id, job_id))
 
     async def cancel_job(self, org_id: str, job_id: str, reason: str = "") -> Job:
-        """Cancel a job that is not finished; offers close, the worker is freed."""
+        """Cancel a job that is not finished; offers close, the worker is freed.
+
+        Returns the cancelled job once the cancellation is committed, also when
+        the notices and the worker's return to the map are still to come.
+        """
         await self.get_job(org_id, job_id)
-        now = self.clock()
-        async with self.stores.jobs.transaction(job_id) as book:
-            assigned = book.job.worker_id
-            out = book.record(self.engine.cancel(book, now, reason))
-            job = book.job
-        if assigned is not None:
-            # Before the release: the phone must hear it is free before new offers come.
-            await self.stores.feed.publish(assigned, job_cancelled_notice(job_id, reason))
-        await self._announce(job, out)
-        return job
+
+        async def cancel(book: JobBook, now: float) -> Outcome:
+            return self.engine.cancel(book, now, reason)
+
+        return (await self._step(job_id, cancel)).job
 
     # -- what phones say -------------------------------------------------------
 
@@ -275,15 +311,10 @@ class DispatchService:
                 raise NotEligible(f"finish job {active.id} before going available")
         await self.stores.workers.set_availability(worker_id, status)
         worker.availability = status
-        self._reach_checked.pop(worker_id, None)
         if status is Availability.AVAILABLE:
-            if worker.fix is not None:
-                fix = worker.fix
-                await self.stores.locations.upsert(worker.org_id, worker_id, fix.lat, fix.lng)
-                await self._offer_open_jobs(worker, self.clock())
+            await self._back_on_the_map(worker)
         else:
-            await self.stores.locations.remove(worker.org_id, worker_id)
-            await self._withdraw_offers(worker_id)
+            await self._off_the_map(worker)
 
     async def accept(self, worker_id: str, offer_id: str) -> Assignment:
         """Take an offer. Of concurrent accepts for one job exactly one wins.
@@ -291,52 +322,56 @@ class DispatchService:
         Idempotent: the winner repeating its accept is told ``assigned`` again.
         Raises ``NotFound`` (not this worker's offer), ``OfferClosed`` (taken,
         expired, cancelled, …) or ``NotEligible`` (the worker is not available).
+        An accept that won returns its assignment even when the notices cannot
+        be delivered yet: the outbox delivers them.
         """
         job_id = await self.stores.jobs.job_of_offer(offer_id)
         if job_id is None:
             raise NotFound("offer", offer_id)
-        now = self.clock()
-        async with self.stores.jobs.transaction(job_id) as book:
+        won: list[Assignment] = []
+
+        async def take(book: JobBook, now: float) -> Outcome:
             again = self.engine.repeated_accept(book, offer_id, worker_id)
-            if again is None:
-                self.engine.check_accept(book, offer_id, worker_id, now)
-                if not await self.stores.workers.claim(worker_id):
-                    raise NotEligible("only an available worker can accept an offer")
-                out = book.record(self.engine.accept(book, offer_id, worker_id, now))
-            job = book.job
-        if again is not None:
-            await self.stores.feed.publish(worker_id, assigned_notice(offer_id, again.job_id))
-            return again
-        await self.stores.locations.remove(job.org_id, worker_id)
-        await self._announce(job, out)
-        await self._withdraw_offers(worker_id)
-        assert out.assignment is not None
-        return out.assignment
+            if again is not None:
+                won.append(again)
+                return Outcome()
+            self.engine.check_accept(book, offer_id, worker_id, now)
+            if not await self.stores.workers.claim(worker_id):
+                raise NotEligible("only an available worker can accept an offer")
+            out = self.engine.accept(book, offer_id, worker_id, now)
+            assert out.assignment is not None
+            return out
+
+        book = await self._step(job_id, take)
+        if won:  # the answer again, not a change: nothing was committed
+            await self.stores.feed.publish(worker_id, assigned_notice(offer_id, won[0].job_id))
+            return won[0]
+        accepted = book.offers[offer_id]
+        assert accepted.closed_at is not None
+        return Assignment(book.job.id, worker_id, offer_id, accepted.closed_at)
 
     async def decline(self, worker_id: str, offer_id: str) -> None:
         """Say no to an offer; the job is not offered to this worker again."""
         job_id = await self.stores.jobs.job_of_offer(offer_id)
         if job_id is None:
             raise NotFound("offer", offer_id)
-        now = self.clock()
-        async with self.stores.jobs.transaction(job_id) as book:
-            out = book.record(self.engine.decline(book, offer_id, worker_id, now))
-            out = await self._settle(book, out, now)
-            job = book.job
-        await self._announce(job, out)
+
+        async def decline(book: JobBook, now: float) -> Outcome:
+            return self.engine.decline(book, offer_id, worker_id, now)
+
+        await self._step(job_id, decline)
 
     async def progress(self, worker_id: str, job_id: str, state: JobState) -> Job:
-        """The assigned worker reports en_route, on_site or completed."""
-        now = self.clock()
-        try:
-            tx = self.stores.jobs.transaction(job_id)
-            async with tx as book:
-                out = book.record(self.engine.progress(book, worker_id, state, now))
-                job = book.job
-        except NotFound:
-            raise NotFound("job", job_id) from None
-        await self._announce(job, out)
-        return job
+        """The assigned worker reports en_route, on_site or completed.
+
+        Completing makes the worker available again in the same transaction;
+        the worker's return to the map (index, open jobs) follows from the outbox.
+        """
+
+        async def progress(book: JobBook, now: float) -> Outcome:
+            return self.engine.progress(book, worker_id, state, now)
+
+        return (await self._step(job_id, progress)).job
 
     # -- time ------------------------------------------------------------------
 
@@ -346,15 +381,38 @@ class DispatchService:
 
     async def run_due(self, limit: int = 100) -> int:
         """Expire and escalate every wave whose deadline has passed; returns jobs handled."""
-        now = self.clock()
         handled = 0
-        for job_id in await self.stores.jobs.due(now, limit):
-            async with self.stores.jobs.transaction(job_id) as book:
-                out = await self._settle(book, book.record(self.engine.expire(book, now)), now)
-                job = book.job
-            await self._announce(job, out)
+        for job_id in await self.stores.jobs.due(self.clock(), limit):
+            await self._step(job_id, self._expire)
             handled += 1
         return handled
+
+    async def _expire(self, book: JobBook, now: float) -> Outcome:
+        return self.engine.expire(book, now)
+
+    async def sweep_outbox(self, limit: int = 100) -> int:
+        """Deliver effects whose lease has passed; returns how many were claimed.
+
+        Those are effects whose instance died between commit and delivery, or
+        failed to deliver them (a backing service was away). Each job's
+        effects are delivered whole and in commit order, so a phone never
+        hears a later notice of a job before an earlier one. The first
+        delivery that fails ends the sweep (the service behind it is away;
+        what was claimed waits for its renewed lease); an effect failing for
+        another reason does not hold the others up. Raises ``Unavailable``
+        when the outbox cannot be read; the next call retries.
+        """
+        claimed = await self.stores.outbox.claim_due(self.clock(), self._lease_s, limit)
+        jobs = dict.fromkeys(e.job_id for e in claimed if e.job_id is not None)
+        for job_id in jobs:
+            if not await self.relay.deliver(await self.stores.outbox.of_job(job_id)):
+                break
+        else:
+            loose = [e for e in claimed if e.job_id is None]
+            if loose:
+                await self.relay.deliver(loose)
+        await self.relay.flush()
+        return len(claimed)
 
     # -- internals -------------------------------------------------------------
 
@@ -365,13 +423,95 @@ class DispatchService:
             raise NotFound("worker", worker_id)
         return replace(worker)
 
-    async def _settle(self, book: JobBook, out: Outcome, now: float) -> Outcome:
-        """Run the searches an outcome asks for until the job waits on a deadline."""
-        while out.search is not None:
-            search = out.search
-            candidates = await self._candidates(book.job, search, book.offered_workers(), now)
-            out.merge(book.record(self.engine.open_wave(book, search.wave, candidates, now)))
-        return out
+    async def _step(
+        self,
+        job_id: str,
+        step: Step,
+        found: tuple[WaveSearch, list[Candidate]] | None = None,
+    ) -> JobBook:
+        """Change a job: transaction, engine step, searches, outbox; then deliver.
+
+        Inside the job's transaction: run ``step``, then the wave searches its
+        outcome asks for (``found`` answers one of them, searched before the
+        lock), make a released worker available again, and queue the
+        outcome's effects on the book (the store writes them with the
+        change). After the commit, deliver them (never raising; see
+        ``Relay.deliver``). Returns the committed book. Errors of the transaction
+        itself (``NotFound``, engine errors, ``Unavailable`` up to the commit)
+        propagate: then nothing of it was kept.
+        """
+        now = self.clock()
+        async with self.stores.jobs.transaction(job_id) as book:
+            out = await step(book, now)
+            while out.search is not None:
+                search = out.search
+                if found is not None and found[0] == search:
+                    candidates, found = found[1], None
+                else:
+                    candidates = await self._candidates(
+                        book.job, search, book.offered_workers(), now
+                    )
+                out.merge(self.engine.open_wave(book, search.wave, candidates, now))
+            if out.released_worker is not None:
+                # Committed with the job where the store can (PostgreSQL).
+                await self.stores.workers.set_availability(
+                    out.released_worker, Availability.AVAILABLE
+                )
+            book.effects.extend(
+                effects_of(book.job, out, lambda: self._ids("eff"), now, self._lease_s)
+            )
+        log_events(book.job, out.events)
+        if book.effects:
+            if self._after_commit is not None:
+                await self._after_commit(book.effects)
+            await self._relay(book)
+        return book
+
+    async def _relay(self, book: JobBook) -> None:
+        """Deliver a committed transaction's effects, after any the job still owes."""
+        effects: Sequence[Effect] = book.effects
+        if book.backlog:
+            try:
+                effects = await self.stores.outbox.of_job(book.job.id)
+            except DispatchError as exc:
+                log.warning("job %s: outbox not read, left to the sweeper: %s", book.job.id, exc)
+                return
+        await self.relay.deliver(effects)
+
+    async def _perform(self, effect: Effect) -> None:
+        """Perform a ``freed`` or ``taken`` effect if the worker's state still calls for it."""
+        found = await self.stores.workers.get_workers([effect.target])
+        worker = found.get(effect.target)
+        if worker is None:
+            return
+        worker = replace(worker)
+        if effect.kind is EffectKind.FREED:
+            if worker.availability is Availability.AVAILABLE:
+                await self._back_on_the_map(worker)
+        elif effect.kind is EffectKind.TAKEN:
+            if worker.availability is not Availability.AVAILABLE:
+                await self._off_the_map(worker)
+        else:
+            raise ValueError(f"unknown effect kind {effect.kind!r}")
+
+    async def _back_on_the_map(self, worker: Worker) -> None:
+        """An available worker: index the last fix and offer open jobs in reach."""
+        self._reach_checked.pop(worker.id, None)
+        fix = worker.fix
+        if fix is not None:
+            await self.stores.locations.upsert(worker.org_id, worker.id, fix.lat, fix.lng)
+            await self._offer_open_jobs(worker, self.clock())
+
+    async def _off_the_map(self, worker: Worker) -> None:
+        """A worker no longer available: out of the index, pending offers withdrawn."""
+        self._reach_checked.pop(worker.id, None)
+        await self.stores.locations.remove(worker.org_id, worker.id)
+        for offer in await self.stores.jobs.pending_offers_of(worker.id):
+
+            async def withdraw(book: JobBook, now: float) -> Outcome:
+                return self.engine.withdraw(book, worker.id, now)
+
+            await self._step(offer.job_id, withdraw)
 
     async def _candidates(
         self, job: Job, search: WaveSearch, offered: frozenset[str], now: float
@@ -408,12 +548,12 @@ class DispatchService:
             ctx = MatchContext(now, self.config.fix_max_age_s)
             if not is_eligible(worker, job, ctx):
                 continue
-            async with self.stores.jobs.transaction(job.id) as book:
-                out = book.record(
-                    self.engine.offer_to(book, Candidate(worker.id, hit.distance_m), now)
-                )
-                job = book.job
-            await self._announce(job, out)
+            candidate = Candidate(worker.id, hit.distance_m)
+
+            async def offer(book: JobBook, now: float, candidate: Candidate = candidate) -> Outcome:
+                return self.engine.offer_to(book, candidate, now)
+
+            await self._step(job.id, offer)
 
     async def _has_open_jobs(self, org_id: str, now: float) -> bool:
         """The store's answer, reused for ``OPEN_JOBS_RECHECK_S``."""
@@ -424,56 +564,6 @@ class DispatchService:
                 await self.stores.jobs.has_open_jobs(org_id),
             )
         return seen[1]
-
-    async def _withdraw_offers(self, worker_id: str) -> None:
-        """Close every pending offer of a worker who is no longer available."""
-        now = self.clock()
-        for offer in await self.stores.jobs.pending_offers_of(worker_id):
-            async with self.stores.jobs.transaction(offer.job_id) as book:
-                out = book.record(self.engine.withdraw(book, worker_id, now))
-                out = await self._settle(book, out, now)
-                job = book.job
-            await self._announce(job, out)
-
-    async def _announce(self, job: Job, out: Outcome) -> None:
-        """Tell the phones what an outcome did, after it was persisted."""
-        log_events(job, out.events)
-        notices: dict[str, list[Notice]] = {}
-        for offer in out.sent:
-            notices.setdefault(offer.worker_id, []).append(offer_notice(offer, job))
-        for offer in out.closed:
-            reason = CLOSE_REASONS[offer.state]
-            notices.setdefault(offer.worker_id, []).append(
-                offer_closed_notice(offer.id, job.id, reason)
-            )
-        if out.assignment is not None:
-            a = out.assignment
-            notices.setdefault(a.worker_id, []).append(assigned_notice(a.offer_id, a.job_id))
-        await self._publish(notices)
-        if out.released_worker is not None:
-            await self._release(out.released_worker)
-
-    async def _publish(self, notices: dict[str, list[Notice]]) -> None:
-        """Publish each worker's notices in order, the workers concurrently.
-
-        A wave's offers go to different workers; with a shared backend each
-        publish is a round trip, so they overlap instead of queueing.
-        """
-        feed = self.stores.feed
-
-        async def in_order(worker_id: str, items: list[Notice]) -> None:
-            for notice in items:
-                await feed.publish(worker_id, notice)
-
-        if len(notices) == 1:
-            ((worker_id, items),) = notices.items()
-            await in_order(worker_id, items)
-        elif notices:
-            await asyncio.gather(*(in_order(w, items) for w, items in notices.items()))
-
-    async def _release(self, worker_id: str) -> None:
-        """A worker whose job ended is available again and may get new offers."""
-        await self.set_status(worker_id, Availability.AVAILABLE)
 
 
 def _check_position(lat: float, lng: float) -> None:

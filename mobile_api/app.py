@@ -3,7 +3,8 @@
 ``create_app(settings)`` builds a Starlette app; nothing connects until the
 lifespan starts. The lifespan opens the stores (in-process, or PostgreSQL +
 Redis in production), builds the ``DispatchService``, starts the deadline
-ticker, and on shutdown tears it all down in order (see ``lifespan``).
+ticker and the outbox sweeper, and on shutdown tears it all down in order
+(see ``lifespan``).
 
 The websocket endpoints (``routes.SOCKETS``: the phone socket
 ``WS /v1/ws/worker``) are served ahead of Starlette's routing and middleware
@@ -18,7 +19,7 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from starlette.applications import Starlette
@@ -28,7 +29,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from dispatch.errors import DispatchError
-from dispatch.service import Clock, DispatchService
+from dispatch.service import OUTBOX_SWEEP_S, Clock, CommitHook, DispatchService
 from dispatch.stores.memory import MemoryPresence, memory_stores
 from dispatch.stores.ports import Stores
 
@@ -83,15 +84,15 @@ async def handle_unexpected(request: Request, exc: Exception) -> Response:
     return error_response(500, "internal", "unexpected server error")
 
 
-async def _tick(service: DispatchService, every_s: float) -> None:
-    """Expire and escalate due waves, forever; errors are logged, never fatal."""
+async def _repeat(what: str, call: Callable[[], Awaitable[object]], every_s: float) -> None:
+    """Run ``call`` every ``every_s``, forever; errors are logged, never fatal."""
     while True:
         try:
-            await service.run_due()
+            await call()
         except DispatchError as exc:
-            log.warning("deadline ticker: %s", exc)
+            log.warning("%s: %s", what, exc)
         except Exception:
-            log.exception("deadline ticker failed; retrying")
+            log.exception("%s failed; retrying", what)
         await asyncio.sleep(every_s)
 
 
@@ -100,8 +101,14 @@ def create_app(
     *,
     clock: Clock = time.time,
     stores_factory: Callable[[Settings], Stores] | None = None,
+    after_commit: CommitHook | None = None,
 ) -> FieldcloudApp:
-    """Build the app. ``stores_factory`` overrides the backend (tests)."""
+    """Build the app. ``stores_factory`` overrides the backend (tests).
+
+    ``after_commit`` is the service's fault point between a job transaction's
+    commit and the delivery of its effects; only the crash tests pass one
+    (``tests/cluster/faulty_serve.py``), the ``fieldcloud`` command never does.
+    """
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
@@ -127,7 +134,7 @@ def create_app(
         else:
             stores, mode = memory_stores(settings.dispatch.resolution, settings.log_size), "memory"
         # 2. The service and the runtime the handlers see.
-        service = DispatchService(stores, settings.dispatch, clock)
+        service = DispatchService(stores, settings.dispatch, clock, after_commit=after_commit)
         admin_token = settings.admin_token or secrets.token_urlsafe(24)
         runtime = Runtime(
             settings,
@@ -145,16 +152,30 @@ def create_app(
             MODES.get(mode, mode),
             settings.summary(),
         )
-        # 3. Background work: the deadline ticker.
-        ticker = asyncio.create_task(_tick(service, settings.tick_s), name="deadline-ticker")
+        # 3. Background work: the deadline ticker, and the outbox sweeper that
+        #    delivers what an instance committed but did not deliver.
+        background = [
+            asyncio.create_task(
+                _repeat("deadline ticker", service.run_due, settings.tick_s),
+                name="deadline-ticker",
+            ),
+            asyncio.create_task(
+                _repeat("outbox sweeper", service.sweep_outbox, OUTBOX_SWEEP_S),
+                name="outbox-sweeper",
+            ),
+        ]
         try:
             yield {}
         finally:
             # Shutdown, in order: the server has stopped accepting and closed the
-            # sockets (uvicorn sends 1012); stop the ticker, then close the stores.
-            ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await ticker
+            # sockets (uvicorn sends 1012); stop the background tasks (what they
+            # were delivering stays in the outbox), then close the stores.
+            for task in background:
+                task.cancel()
+            for task in background:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await service.relay.flush()  # delete what was delivered from the outbox
             await runtime.keeper.aclose()
             if backend is not None:
                 await backend.close()

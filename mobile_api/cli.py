@@ -32,7 +32,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 async def _preflight(settings: Settings) -> str | None:
     """Why the production backend cannot be opened, or None if it can."""
     from dispatch.errors import Unavailable
-    from dispatch.stores.migrate import MigrationError
+    from dispatch.stores.postgres.migrations import MigrationError
     from dispatch.stores.production import open_production_stores
 
     assert settings.database_url is not None
@@ -117,7 +117,7 @@ async def _migrate(dsn: str, connect_timeout_s: float = 10.0) -> list[str]:
     """``migrate(dsn)`` after checking, within a timeout, that the database answers."""
     import asyncpg
 
-    from dispatch.stores.migrate import MigrationError, migrate
+    from dispatch.stores.postgres.migrations import MigrationError, migrate
 
     where = redact_url(dsn)
     try:

@@ -25,9 +25,9 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
-from dispatch.stores import redis_presence
-from dispatch.stores.keys import Keys
-from dispatch.stores.redis_presence import RedisPresence
+from dispatch.stores.redis import presence as redis_presence
+from dispatch.stores.redis.keys import Keys
+from dispatch.stores.redis.presence import RedisPresence
 from tests.services import REDIS_URL
 
 SERVICE_FIXTURES = frozenset({"services", "presence", "fresh_database", "own_redis"})

@@ -4,7 +4,10 @@ Single-instance only: nothing persists across restarts and nothing is shared
 between processes. Atomicity comes from the event loop: no method awaits
 between its check and its write, and ``transaction`` holds a per-job
 ``asyncio.Lock`` and works on copies that replace the stored records only when
-the block exits normally.
+the block exits normally; then the book's effects go into the ``MemoryOutbox``.
+Writes made through the other stores inside a transaction block take effect
+at once and are not undone if the block fails (the service makes such a
+write — a released worker's availability — the last step of a block).
 
 Records handed out by ``get_*`` are copies, except ``get_workers``, whose
 workers are the live records for the matcher's hot path: treat them as
@@ -16,13 +19,14 @@ from __future__ import annotations
 import asyncio
 import heapq
 import time
-from collections import defaultdict, deque
+from collections import OrderedDict, defaultdict, deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 
 from geo import CellIndex
 
+from ..effects import Effect
 from ..errors import NotFound
 from ..lifecycle import ACTIVE_JOB_STATES
 from ..models import (
@@ -102,11 +106,54 @@ class MemoryWorkerStore:
         return True
 
 
+class MemoryOutbox:
+    """Undelivered effects in commit order; written by ``MemoryJobStore.transaction``."""
+
+    def __init__(self) -> None:
+        self._effects: OrderedDict[str, Effect] = OrderedDict()
+        self._of_job: dict[str, int] = defaultdict(int)
+
+    def add(self, effects: Sequence[Effect]) -> None:
+        """Keep ``effects`` (a transaction's, at its commit)."""
+        for effect in effects:
+            self._effects[effect.id] = effect
+            if effect.job_id is not None:
+                self._of_job[effect.job_id] += 1
+
+    def has_job(self, job_id: str) -> bool:
+        """Whether effects of ``job_id`` are still waiting."""
+        return self._of_job.get(job_id, 0) > 0
+
+    async def delivered(self, effect_ids: Sequence[str]) -> None:
+        for effect_id in effect_ids:
+            effect = self._effects.pop(effect_id, None)
+            if effect is not None and effect.job_id is not None:
+                left = self._of_job[effect.job_id] = self._of_job[effect.job_id] - 1
+                if left <= 0:
+                    del self._of_job[effect.job_id]
+
+    async def of_job(self, job_id: str) -> list[Effect]:
+        if not self.has_job(job_id):
+            return []
+        return [e for e in self._effects.values() if e.job_id == job_id]
+
+    async def claim_due(self, now: float, lease_s: float, limit: int) -> list[Effect]:
+        order = {effect_id: n for n, effect_id in enumerate(self._effects)}
+        lapsed = [e for e in self._effects.values() if e.due_at <= now]
+        lapsed.sort(key=lambda e: (e.due_at, order[e.id]))
+        claimed = sorted(lapsed[:limit], key=lambda e: order[e.id])
+        renewed = [replace(e, due_at=now + lease_s) for e in claimed]
+        for effect in renewed:
+            self._effects[effect.id] = effect
+        return renewed
+
+
 class MemoryJobStore:
     """Jobs, offers, events, deadlines and an H3 index of open jobs."""
 
-    def __init__(self, resolution: int) -> None:
+    def __init__(self, resolution: int, outbox: MemoryOutbox | None = None) -> None:
         self._resolution = resolution
+        self._outbox = MemoryOutbox() if outbox is None else outbox
         self._jobs: dict[str, Job] = {}
         self._offers: dict[str, Offer] = {}
         self._offers_of_job: dict[str, list[str]] = defaultdict(list)
@@ -145,6 +192,7 @@ class MemoryJobStore:
             book = JobBook(
                 job=replace(self._jobs[job_id]),
                 offers={o: replace(self._offers[o]) for o in self._offers_of_job[job_id]},
+                backlog=self._outbox.has_job(job_id),
             )
             yield book
             self._commit(book)
@@ -165,6 +213,7 @@ class MemoryJobStore:
                     del self._pending_of_worker[offer.worker_id]
         self._append(job.id, book.log)
         book.log = []
+        self._outbox.add(book.effects)
         if job.worker_id is not None:
             if job.state in ACTIVE_JOB_STATES:
                 self._active_of_worker[job.worker_id] = job.id
@@ -257,12 +306,11 @@ class MemoryLocationIndex:
         lng: float,
         k: int,
         max_radius_m: float,
-        predicate: Callable[[str], bool] | None = None,
     ) -> list[Nearby]:
         index = self._by_org.get(org_id)
         if index is None:
             return []
-        hits = index.nearest(lat, lng, k, max_radius_m, predicate)
+        hits = index.nearest(lat, lng, k, max_radius_m)
         return [Nearby(n.key, n.distance_m, n.lat, n.lng) for n in hits]
 
 
@@ -272,17 +320,34 @@ def clock_seq() -> int:
 
 
 class MemoryWorkerFeed:
-    """A capped deque of notices per worker, plus in-process listeners."""
+    """A capped deque of notices per worker, plus in-process listeners.
+
+    Keys of the last ``log_size`` keyed notices per worker are remembered
+    (``publish`` de-duplicates by them).
+    """
 
     def __init__(self, log_size: int = 256, first_seq: Callable[[], int] = clock_seq) -> None:
         self._log_size = log_size
         self._first_seq = first_seq
         self._logs: dict[str, deque[LoggedNotice]] = {}
+        self._keys: dict[str, OrderedDict[str, int]] = {}
         self._seq: dict[str, int] = {}
         self._listeners: dict[str, list[Callable[[LoggedNotice], None]]] = defaultdict(list)
 
-    async def publish(self, worker_id: str, notice: Notice) -> int:
+    async def publish(self, worker_id: str, notice: Notice, key: str | None = None) -> int:
+        applied = None
+        if key is not None:
+            applied = self._keys.get(worker_id)
+            if applied is None:
+                applied = self._keys[worker_id] = OrderedDict()
+            earlier = applied.get(key)
+            if earlier is not None:
+                return earlier
         seq = self._seq[worker_id] = self._seq.get(worker_id, self._first_seq() - 1) + 1
+        if key is not None and applied is not None:
+            applied[key] = seq
+            if len(applied) > self._log_size:
+                applied.popitem(last=False)
         entry = LoggedNotice(seq, notice)
         log = self._logs.get(worker_id)
         if log is None:
@@ -312,19 +377,21 @@ class MemoryWorkerFeed:
 
 def memory_stores(resolution: int, log_size: int = 256) -> Stores:
     """A fresh, empty in-process backend."""
+    outbox = MemoryOutbox()
     return Stores(
         orgs=MemoryOrgStore(),
         workers=MemoryWorkerStore(),
-        jobs=MemoryJobStore(resolution),
+        jobs=MemoryJobStore(resolution, outbox),
         locations=MemoryLocationIndex(resolution),
         feed=MemoryWorkerFeed(log_size),
+        outbox=outbox,
     )
 
 
 class MemoryPresence:
     """Which socket holds which worker, with a time to live, for one process.
 
-    The same rules as ``redis_presence.RedisPresence`` (the newest claim wins;
+    The same rules as ``redis.presence.RedisPresence`` (the newest claim wins;
     ``refresh`` and ``release`` act only for the current holder; an expired
     claim is gone, and ``refresh`` takes it back), on the ``clock`` given
     (monotonic seconds). Expired claims are dropped when next looked at.

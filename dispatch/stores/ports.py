@@ -7,10 +7,19 @@ and passes the same contract tests. Rules every implementation keeps:
   another tenant's id is simply not found (``None``).
 * ``JobStore.transaction`` holds the job exclusively until the block ends —
   across instances for a shared backend — and persists the book (job, new and
-  changed offers, appended events) when the block exits normally; on an
-  exception nothing of the block is kept.
+  changed offers, appended events, and ``book.effects`` into the outbox) when
+  the block exits normally, together with whatever the same task wrote
+  through the other stores of the backend inside the block where the backend
+  can (PostgreSQL: a worker's availability); on an exception nothing of the
+  block is kept. It sets ``book.backlog`` when the outbox still holds
+  effects of the job written by an earlier transaction.
+* ``Outbox`` hands out a committed effect to a sweeper only once its lease
+  (``Effect.due_at``) has passed, and to concurrent sweepers disjoint sets.
 * ``WorkerStore.claim`` is an atomic compare-and-set: of any number of
   concurrent claims of one available worker exactly one returns True.
+* ``WorkerFeed.publish`` with a ``key`` appends a notice at most once per key
+  among the worker's recent notices (at least the last ``log_size``
+  published); a repeat returns the first one's seq.
 * ``WorkerFeed.publish`` records a notice durably (a capped, ordered per-worker
   log with sequence numbers) before waking the socket holder; a notice is
   never only in flight. Within a log, numbers go up by one; a new log — also
@@ -30,6 +39,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from ..effects import Effect
 from ..models import Availability, Fix, Job, JobEvent, Offer, Organisation, Worker
 from ..offers import JobBook
 
@@ -145,23 +155,21 @@ class LocationIndex(Protocol):
     async def remove(self, org_id: str, worker_id: str) -> None: ...
 
     async def nearest(
-        self,
-        org_id: str,
-        lat: float,
-        lng: float,
-        k: int,
-        max_radius_m: float,
-        predicate: Callable[[str], bool] | None = None,
+        self, org_id: str, lat: float, lng: float, k: int, max_radius_m: float
     ) -> list[Nearby]:
-        """Up to ``k`` members within ``max_radius_m`` passing ``predicate``, nearest first."""
+        """Up to ``k`` members within ``max_radius_m``, nearest first (ties: by key)."""
         ...
 
 
 class WorkerFeed(Protocol):
     """Per-worker durable notice logs, and wake-ups for the socket holder."""
 
-    async def publish(self, worker_id: str, notice: Notice) -> int:
-        """Append ``notice`` to the worker's log; return its sequence number."""
+    async def publish(self, worker_id: str, notice: Notice, key: str | None = None) -> int:
+        """Append ``notice`` to the worker's log; return its sequence number.
+
+        With a ``key`` (an outbox effect's id) a notice already published under
+        that key recently is not appended again: its seq is returned.
+        """
         ...
 
     async def replay(self, worker_id: str, after_seq: int) -> list[LoggedNotice]:
@@ -172,6 +180,26 @@ class WorkerFeed(Protocol):
         self, worker_id: str, callback: Callable[[LoggedNotice], None]
     ) -> Callable[[], None]:
         """Call ``callback`` for each new notice of the worker; returns a stop function."""
+        ...
+
+
+class Outbox(Protocol):
+    """Committed effects not yet delivered (written by ``JobStore.transaction``)."""
+
+    async def delivered(self, effect_ids: Sequence[str]) -> None:
+        """Forget these effects: they were delivered (unknown ids are ignored)."""
+        ...
+
+    async def of_job(self, job_id: str) -> list[Effect]:
+        """Every effect of the job not yet delivered, in the order it was committed."""
+        ...
+
+    async def claim_due(self, now: float, lease_s: float, limit: int) -> list[Effect]:
+        """Lease up to ``limit`` effects whose lease ended by ``now`` to the caller.
+
+        Their lease is extended to ``now + lease_s``; oldest first; concurrent
+        callers (on any instance) get disjoint sets.
+        """
         ...
 
 
@@ -212,3 +240,4 @@ class Stores:
     jobs: JobStore
     locations: LocationIndex
     feed: WorkerFeed
+    outbox: Outbox

@@ -7,12 +7,13 @@ returns a ``ProductionBackend`` whose ``stores`` the service uses and whose
 =================  ==========  ==============================================
 port               service     module
 =================  ==========  ==============================================
-``OrgStore``       PostgreSQL  ``postgres.PgOrgStore``
-``WorkerStore``    PostgreSQL  ``postgres.PgWorkerStore`` (last fix in Redis)
-``JobStore``       PostgreSQL  ``pg_jobs.PgJobStore``
-``LocationIndex``  Redis       ``redis_index.RedisLocationIndex``
-``WorkerFeed``     Redis       ``redis_feed.RedisWorkerFeed``
-presence           Redis       ``redis_presence.RedisPresence``
+``OrgStore``       PostgreSQL  ``postgres.organisations.PgOrgStore``
+``WorkerStore``    PostgreSQL  ``postgres.workers.PgWorkerStore`` (last fix: ``redis.fixes``)
+``JobStore``       PostgreSQL  ``postgres.jobs.PgJobStore``
+``Outbox``         PostgreSQL  ``postgres.outbox.PgOutbox``
+``LocationIndex``  Redis       ``redis.index.RedisLocationIndex``
+``WorkerFeed``     Redis       ``redis.feed.RedisWorkerFeed``
+presence           Redis       ``redis.presence.RedisPresence``
 =================  ==========  ==============================================
 
 Any number of instances may open the same database and Redis (same
@@ -43,15 +44,20 @@ import redis.asyncio as aioredis
 from geo import validate_resolution
 
 from ..errors import Unavailable
-from .keys import DEFAULT_PREFIX, Keys
-from .migrate import MigrationError, migrate, pending
-from .pg_jobs import PgJobStore
 from .ports import Stores
-from .postgres import PgOrgStore, PgWorkerStore, create_pool, pg_errors
-from .redis import MOVE_SCRIPT, RedisFixes, RedisWriter, redis_errors
-from .redis_feed import PUBLISH_SCRIPT, RedisWorkerFeed
-from .redis_index import NEAREST_SCRIPT, RedisLocationIndex
-from .redis_presence import RedisPresence
+from .postgres.jobs import PgJobStore
+from .postgres.migrations import MigrationError, migrate, pending
+from .postgres.organisations import PgOrgStore
+from .postgres.outbox import PgOutbox
+from .postgres.pool import create_pool, pg_errors
+from .postgres.workers import PgWorkerStore
+from .redis.client import redis_errors
+from .redis.feed import PUBLISH_SCRIPT, RedisWorkerFeed
+from .redis.fixes import RedisFixes
+from .redis.index import MOVE_SCRIPT, NEAREST_SCRIPT, RedisLocationIndex
+from .redis.keys import DEFAULT_PREFIX, Keys
+from .redis.presence import RedisPresence
+from .redis.writer import RedisWriter
 
 __all__ = ["ProductionBackend", "open_production_stores"]
 
@@ -131,6 +137,7 @@ async def open_production_stores(
         jobs=PgJobStore(pool, resolution),
         locations=RedisLocationIndex(client, keys, writer, resolution),
         feed=feed,
+        outbox=PgOutbox(pool),
     )
     return ProductionBackend(
         stores=stores,

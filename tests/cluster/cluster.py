@@ -20,7 +20,7 @@ import secrets
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,8 +31,8 @@ import pytest
 import redis.asyncio as aioredis
 from websockets.asyncio.client import ClientConnection, connect
 
-from dispatch.stores.keys import Keys
-from dispatch.stores.migrate import migrate
+from dispatch.stores.postgres.migrations import migrate
+from dispatch.stores.redis.keys import Keys
 from tests.services import PG_ADMIN_DSN, REDIS_URL, with_database
 
 ADMIN = "cluster-admin-token"
@@ -99,8 +99,12 @@ async def delete_prefix(redis_url: str, prefix: str) -> None:
 class Instance:
     """One ``fieldcloud serve`` process."""
 
+    entry: Sequence[str] = ("mobile_api.cli", "serve")
+    """The module (and its arguments) run with ``python -m``."""
+
     def __init__(self, env: ClusterEnv, name: str, log_dir: Path, **settings: str) -> None:
         self.env = env
+        self.extra_env: dict[str, str] = {}
         self.name = name
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
@@ -121,6 +125,7 @@ class Instance:
             "FIELDCLOUD_ADMIN_TOKEN": ADMIN,
             "PORT": str(self.port),
             **{f"FIELDCLOUD_{k.upper()}": v for k, v in self.settings.items()},
+            **self.extra_env,
         }
 
     async def start(self) -> None:
@@ -129,8 +134,7 @@ class Instance:
             self.proc = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
-                "mobile_api.cli",
-                "serve",
+                *self.entry,
                 env=dict(self.environ()),
                 stdout=log,
                 stderr=log,
@@ -193,6 +197,19 @@ class Instance:
         assert r.status_code == 200, r.text
         job: dict[str, Any] = r.json()
         return job
+
+
+class FaultyInstance(Instance):
+    """``tests.cluster.faulty_serve``: dies by SIGKILL right after committing a notice of
+    type ``kill_after``, before delivering anything of that transaction."""
+
+    entry = ("tests.cluster.faulty_serve",)
+
+    def __init__(
+        self, env: ClusterEnv, name: str, log_dir: Path, kill_after: str, **settings: str
+    ) -> None:
+        super().__init__(env, name, log_dir, **settings)
+        self.extra_env["FAULT_KILL_AFTER"] = kill_after
 
 
 class Phone:

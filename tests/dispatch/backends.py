@@ -42,11 +42,11 @@ from dispatch.models import (
     Worker,
     WorkerKind,
 )
-from dispatch.stores.keys import Keys
 from dispatch.stores.memory import memory_stores
-from dispatch.stores.migrate import migrate
 from dispatch.stores.ports import Stores
+from dispatch.stores.postgres.migrations import migrate
 from dispatch.stores.production import ProductionBackend, open_production_stores
+from dispatch.stores.redis.keys import Keys
 from tests.services import PG_ADMIN_DSN, REDIS_URL, pg_where, with_database
 
 RESOLUTION = 9
@@ -58,7 +58,7 @@ T = TypeVar("T")
 STALE_AFTER_S = 3600.0
 _STAMP = "fieldcloud test database, created at "
 
-_TABLES = "job_events, offers, jobs, workers, org_keys, orgs"
+_TABLES = "outbox, job_events, offers, jobs, workers, org_keys, orgs"
 
 
 @dataclass
@@ -190,6 +190,7 @@ class Backend:
     production: ProductionBackend | None = None
     env: ServiceEnv | None = None
     prefix: str = ""
+    redis_url: str = REDIS_URL
     _twins: list[ProductionBackend] = field(default_factory=list)
 
     async def twin(self) -> Stores:
@@ -198,7 +199,7 @@ class Backend:
             return self.stores
         other = await open_production_stores(
             self.env.dsn,
-            REDIS_URL,
+            self.redis_url,
             RESOLUTION,
             self.prefix,
             f"twin-{len(self._twins)}",
@@ -216,8 +217,13 @@ class Backend:
 
 
 @asynccontextmanager
-async def open_backend(kind: str, env: ServiceEnv | None) -> AsyncIterator[Backend]:
-    """Open a fresh, empty backend of ``kind`` (``env`` is required for production)."""
+async def open_backend(
+    kind: str, env: ServiceEnv | None, redis_url: str = REDIS_URL
+) -> AsyncIterator[Backend]:
+    """Open a fresh, empty backend of ``kind`` (``env`` is required for production).
+
+    ``redis_url`` names another Redis for production (a test's own, to stop).
+    """
     if kind == "memory":
         yield Backend(kind, memory_stores(RESOLUTION, LOG_SIZE))
         return
@@ -229,9 +235,16 @@ async def open_backend(kind: str, env: ServiceEnv | None) -> AsyncIterator[Backe
         await conn.close()
     prefix = env.next_prefix()
     production = await open_production_stores(
-        env.dsn, REDIS_URL, RESOLUTION, prefix, "main", log_size=LOG_SIZE, sweep_s=1.0
+        env.dsn,
+        redis_url,
+        RESOLUTION,
+        prefix,
+        "main",
+        log_size=LOG_SIZE,
+        sweep_s=1.0,
+        connect_timeout_s=1.0,
     )
-    backend = Backend(kind, production.stores, production, env, prefix)
+    backend = Backend(kind, production.stores, production, env, prefix, redis_url)
     try:
         yield backend
     finally:

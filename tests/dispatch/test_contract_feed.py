@@ -47,6 +47,31 @@ async def test_publish_numbers_notices_per_worker(backend: Backend) -> None:
     assert await feed.publish(b, {"type": "ping"}) == other + 1
 
 
+async def test_a_keyed_notice_published_again_is_not_appended_again(backend: Backend) -> None:
+    """A notice re-published under its key keeps its first seq and its single log entry."""
+    feed = backend.stores.feed
+    worker = new_id("wrk")
+    first = await feed.publish(worker, {"type": "offer", "n": 1}, key="eff_1")
+    other = await feed.publish(worker, {"type": "offer", "n": 2}, key="eff_2")
+    assert await feed.publish(worker, {"type": "offer", "n": 1}, key="eff_1") == first
+    unkeyed = await feed.publish(worker, {"type": "ping"})
+    assert [e.seq for e in await feed.replay(worker, 0)] == [first, other, unkeyed]
+    assert other == first + 1
+    assert unkeyed == other + 1
+    assert await feed.publish(new_id("wrk"), {"type": "offer"}, key="eff_1") > 0
+
+
+async def test_keys_are_remembered_for_at_least_the_last_log_size_notices(
+    backend: Backend,
+) -> None:
+    """Within the last ``LOG_SIZE`` keyed notices a repeat is recognised."""
+    feed = backend.stores.feed
+    worker = new_id("wrk")
+    seqs = [await feed.publish(worker, {"n": i}, key=f"eff_{i}") for i in range(LOG_SIZE)]
+    assert await feed.publish(worker, {"n": 0}, key="eff_0") == seqs[0]
+    assert len(await feed.replay(worker, 0)) == LOG_SIZE
+
+
 async def test_a_new_log_starts_above_any_number_handed_out_before(backend: Backend) -> None:
     """A log the backend lost restarts above every earlier number, so resuming phones skip none."""
     feed = backend.stores.feed

@@ -25,14 +25,9 @@ def brute_force(
     lng: float,
     k: int,
     radius: float,
-    keep: set[str] | None = None,
 ) -> list[Nearby]:
     """The k nearest points within ``radius`` (ties by key), by scanning them all."""
-    rows = sorted(
-        (haversine_m(lat, lng, p[0], p[1]), key, p)
-        for key, p in points.items()
-        if keep is None or key in keep
-    )
+    rows = sorted((haversine_m(lat, lng, p[0], p[1]), key, p) for key, p in points.items())
     return [Nearby(key, d, p[0], p[1]) for d, key, p in rows if d <= radius][:k]
 
 
@@ -100,23 +95,6 @@ async def test_nearest_is_exact_at_the_poles_the_antimeridian_and_world_wide(
             expected = brute_force(points, lat, lng, k, radius)
             assert await index.nearest(ORG, lat, lng, k, radius) == expected, (lat, lng, k)
             assert await reference.nearest(ORG, lat, lng, k, radius) == expected
-
-
-async def test_predicate_filters_client_side(backend: Backend) -> None:
-    """Only members passing the predicate are returned, still the k nearest of those."""
-    rng = random.Random(11)
-    index = backend.stores.locations
-    points = await fill([index], rng, 200, 0.1)
-    keep = {key for key in points if int(key[1:]) % 3 == 0}
-    asked: list[str] = []
-
-    def eligible(key: str) -> bool:
-        asked.append(key)
-        return key in keep
-
-    hits = await index.nearest(ORG, BERLIN[0], BERLIN[1], 7, 30_000.0, eligible)
-    assert hits == brute_force(points, BERLIN[0], BERLIN[1], 7, 30_000.0, keep)
-    assert len(asked) == len(set(asked)), "the predicate is asked at most once per member"
 
 
 async def test_upsert_moves_a_worker(backend: Backend) -> None:

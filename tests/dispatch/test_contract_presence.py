@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import pytest
 
 from dispatch.stores.memory import MemoryPresence
-from dispatch.stores.redis_presence import RedisPresence
+from dispatch.stores.redis.presence import RedisPresence
 from tests.dispatch.backends import new_id
 
 SHORT_S = 0.05

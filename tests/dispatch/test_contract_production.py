@@ -14,14 +14,16 @@ import redis.asyncio as aioredis
 
 from dispatch.errors import Unavailable
 from dispatch.models import Fix
-from dispatch.stores.keys import Keys
-from dispatch.stores.migrate import MigrationError, migrate, migrations
-from dispatch.stores.pg_jobs import PgJobStore
-from dispatch.stores.postgres import PgWorkerStore, Q
+from dispatch.stores.postgres.jobs import PgJobStore
+from dispatch.stores.postgres.migrations import MigrationError, migrate, migrations
+from dispatch.stores.postgres.pool import Q
+from dispatch.stores.postgres.workers import PgWorkerStore
 from dispatch.stores.production import open_production_stores
-from dispatch.stores.redis import RedisFixes, RedisWriter
-from dispatch.stores.redis_feed import RedisWorkerFeed
-from dispatch.stores.redis_index import RedisLocationIndex
+from dispatch.stores.redis.feed import RedisWorkerFeed
+from dispatch.stores.redis.fixes import RedisFixes
+from dispatch.stores.redis.index import RedisLocationIndex
+from dispatch.stores.redis.keys import Keys
+from dispatch.stores.redis.writer import RedisWriter
 from tests.dispatch.backends import (
     RESOLUTION,
     Backend,
@@ -239,14 +241,14 @@ async def test_every_key_lives_under_the_prefix_with_its_hash_tag(backend: Backe
     worker = await add_worker(stores, org.id)
     await stores.workers.set_fix(org.id, worker.id, Fix(52.5, 13.4, None, 1.0))
     await stores.locations.upsert(org.id, worker.id, 52.5, 13.4)
-    await stores.feed.publish(worker.id, {"type": "ping"})
+    await stores.feed.publish(worker.id, {"type": "ping"}, key="eff_1")
     await backend.production.presence.claim(worker.id, "a", 30)
     found = [key async for key in client.scan_iter(match=Keys(backend.prefix).pattern())]
     org_keys = [k for k in found if f"{{o:{org.id}}}" in k]
     worker_keys = [k for k in found if f"{{w:{worker.id}}}" in k]
     names = sorted(k.split(f"{{o:{org.id}}}:", 1)[1].split(":", 1)[0] for k in org_keys)
     assert names == ["c", "cellgeo", "fix", "reach", "where"]
-    assert sorted(k.rsplit(":", 1)[1] for k in worker_keys) == ["at", "log", "seq"]
+    assert sorted(k.rsplit(":", 1)[1] for k in worker_keys) == ["at", "keys", "log", "seq"]
     assert len(found) == len(org_keys) + len(worker_keys)
 
 

@@ -71,6 +71,31 @@ def assigned(worker_id: str = "w-1") -> tuple[OfferEngine, JobBook]:
     return engine, book
 
 
+# -- the book's log -------------------------------------------------------------
+
+
+def test_every_step_queues_its_own_events_on_the_book() -> None:
+    """The engine records each step's events on ``book.log``, as its outcomes list them."""
+    engine = make_engine()
+    book = make_book()
+    outcomes = [engine.begin(book, NOW)]
+    outcomes.append(engine.open_wave(book, 1, [cand("w-1"), cand("w-2")], NOW))
+    outcomes.append(engine.decline(book, offer_of(book, "w-2"), "w-2", NOW + 1))
+    outcomes.append(engine.accept(book, offer_of(book, "w-1"), "w-1", NOW + 2))
+    outcomes.append(engine.progress(book, "w-1", JobState.EN_ROUTE, NOW + 3))
+    assert book.log == [e for out in outcomes for e in out.events]
+    assert [e.kind for e in book.log] == ["wave", "declined", "assigned", "en_route"]
+
+
+def test_a_refused_step_queues_nothing() -> None:
+    """A step that raises leaves the book's log as it was."""
+    engine, book = assigned()
+    before = list(book.log)
+    with pytest.raises(OfferClosed):
+        engine.accept(book, offer_of(book, "w-2"), "w-2", NOW + 6)
+    assert book.log == before
+
+
 # -- begin -------------------------------------------------------------------
 
 

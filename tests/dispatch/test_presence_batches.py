@@ -13,8 +13,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from dispatch.errors import Unavailable
-from dispatch.stores.keys import Keys
-from dispatch.stores.redis_presence import RedisPresence
+from dispatch.stores.redis.keys import Keys
+from dispatch.stores.redis.presence import RedisPresence
 from tests.dispatch.backends import new_id
 
 DEAD_REDIS = "redis://127.0.0.1:1/0"

@@ -25,8 +25,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from dispatch.errors import DispatchError
-from dispatch.stores.keys import Keys
-from dispatch.stores.redis_presence import RedisPresence
+from dispatch.stores.redis.keys import Keys
+from dispatch.stores.redis.presence import RedisPresence
 from mobile_api.errors import CLOSE_SUPERSEDED
 from mobile_api.presence import PresenceKeeper
 from mobile_api.runtime import Session

@@ -1,160 +1,34 @@
-"""Redis backend, shared part: error mapping, scripts, batched hot writes, fixes.
+"""Group-committed hot writes: last fixes and location-index moves, a pipeline per batch.
 
-Redis holds the hot state (positions, the location index, per-worker notice
-logs, presence). Every key comes from ``keys.Keys``. Rules for callers:
-
-* Make the client with ``decode_responses=True``; the stores read strings.
-* Location writes go through one ``RedisWriter`` per process: everything
-  submitted to a lane while its pipeline is in flight (or during the same
-  event-loop tick) goes out together as the lane's next pipeline, so Redis
-  round trips do not bound ingest. A write returns once its pipeline has
-  executed (a group commit), so a caller reads its own writes, and errors
-  reach the caller. Writes of one worker are applied in submission order.
-  Worker ids must not hold a tab or a newline (a batch travels as
-  tab-separated lines; such an id is refused with ``ValueError``).
-* Connection failures surface as ``dispatch.errors.Unavailable``.
+Location writes go through one ``RedisWriter`` per process: everything
+submitted to a lane while its pipeline is in flight (or during the same
+event-loop tick) goes out together as the lane's next pipeline, so Redis
+round trips do not bound ingest. A write returns once its pipeline has
+executed (a group commit), so a caller reads its own writes, and errors reach
+the caller. Writes of one worker are applied in submission order. Worker ids
+must not hold a tab or a newline (a batch travels as tab-separated lines;
+such an id is refused with ``ValueError``). The script that applies a batch
+is the location index's ``MOVE_SCRIPT`` (``index``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import logging
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
 from redis import exceptions as rex
 
-from ..errors import Unavailable
-from ..models import Fix
+from ...errors import Unavailable
+from ...models import Fix
+from .client import redis_errors
+from .fixes import encode_fix
+from .index import MOVE_SCRIPT
 from .keys import Keys
 
-__all__ = [
-    "GEO_MAX_LAT",
-    "MOVE_SCRIPT",
-    "RedisFixes",
-    "RedisWriter",
-    "Script",
-    "decode_fix",
-    "encode_fix",
-    "redis_errors",
-]
-
-log = logging.getLogger(__name__)
-
-_UNAVAILABLE: tuple[type[BaseException], ...] = (
-    rex.ConnectionError,  # refused, reset, auth, loading, pool exhausted
-    rex.TimeoutError,
-    rex.ClusterDownError,
-    rex.TryAgainError,
-    rex.ReadOnlyError,  # a replica during failover
-    OSError,
-    TimeoutError,
-)
-
-
-@contextmanager
-def redis_errors() -> Iterator[None]:
-    """Turn Redis connection-level failures into ``Unavailable``."""
-    try:
-        yield
-    except _UNAVAILABLE as exc:
-        raise Unavailable(f"Redis unavailable: {type(exc).__name__}: {exc}") from exc
-
-
-class Script:
-    """A Lua script run by SHA, loaded on demand (``NOSCRIPT`` after a restart)."""
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.sha = hashlib.sha1(text.encode()).hexdigest()
-
-    async def __call__(
-        self, client: aioredis.Redis, keys: Sequence[str], args: Sequence[Any]
-    ) -> Any:
-        """Run the script once (not in a pipeline)."""
-        try:
-            return await client.evalsha(self.sha, len(keys), *keys, *args)
-        except rex.NoScriptError:
-            await client.script_load(self.text)
-            return await client.evalsha(self.sha, len(keys), *keys, *args)
-
-
-GEO_MAX_LAT = 85.05112878
-"""A Redis geo set holds latitudes up to this; cells centred beyond go to ``polar``."""
-
-MOVE_SCRIPT = Script(
-    f"""
--- Write one organisation's batch of last fixes and index moves, atomically.
--- KEYS: where hash, populated-cells geo set, polar hash, reach string, fixes
--- hash, then the cell hashes written. ARGV[1] = the cell key prefix, ARGV[2]
--- = the writes, one line each of four tab-separated fields: op ('f' fix /
--- 'u' upsert / 'r' remove), worker id, the cell ('u': "hex lng lat reach",
--- its center and circumradius), value (the encoded fix for 'f', "lat,lng"
--- for 'u').
--- Old cells come from the where hash; they share the slot (org tag).
-local where, geo, polar, reach_key, fixes = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local prefix = ARGV[1]
-local reach = tonumber(redis.call('GET', reach_key) or '0')
-local grown = false
-local function leave(old, w)
-  local key = prefix .. old
-  redis.call('HDEL', key, w)
-  if redis.call('HLEN', key) == 0 then
-    redis.call('ZREM', geo, old)
-    redis.call('HDEL', polar, old)
-  end
-end
-local function enter(cell, lng, lat, r)
-  if math.abs(tonumber(lat)) > {GEO_MAX_LAT} then
-    redis.call('HSET', polar, cell, lat .. ',' .. lng)
-  else
-    redis.call('GEOADD', geo, lng, lat, cell)
-  end
-  r = tonumber(r)
-  if r > reach then
-    reach = r
-    grown = true
-  end
-end
-for op, w, place, value in string.gmatch(ARGV[2], '(%a)\\t([^\\t]*)\\t([^\\t]*)\\t([^\\n]*)\\n') do
-  if op == 'f' then
-    redis.call('HSET', fixes, w, value)
-  else
-    local old = redis.call('HGET', where, w)
-    if op == 'u' then
-      local cell, lng, lat, r = string.match(place, '^(%S+) (%S+) (%S+) (%S+)$')
-      if old and old ~= cell then leave(old, w) end
-      redis.call('HSET', prefix .. cell, w, value)
-      if old ~= cell then
-        redis.call('HSET', where, w, cell)
-        enter(cell, lng, lat, r)
-      end
-    elseif old then
-      leave(old, w)
-      redis.call('HDEL', where, w)
-    end
-  end
-end
-if grown then redis.call('SET', reach_key, string.format('%.17g', reach)) end
-return 0
-"""
-)
-
-
-def encode_fix(fix: Fix) -> str:
-    """``"lat,lng,accuracy,at"`` with exact float round trips (empty accuracy: None)."""
-    acc = "" if fix.accuracy_m is None else repr(float(fix.accuracy_m))
-    return f"{float(fix.lat)!r},{float(fix.lng)!r},{acc},{float(fix.at)!r}"
-
-
-def decode_fix(text: str) -> Fix:
-    """The inverse of ``encode_fix``."""
-    lat, lng, acc, at = text.split(",")
-    return Fix(float(lat), float(lng), None if acc == "" else float(acc), float(at))
+__all__ = ["RedisWriter"]
 
 
 @dataclass(slots=True)
@@ -329,40 +203,3 @@ class _Lane:
                             done.set_result(None)
         finally:
             self.task = None
-
-
-class RedisFixes:
-    """The workers' last fixes (``keys.fixes``), written through the ``RedisWriter``.
-
-    A worker's entry is replaced by its next fix and never expires by itself
-    (one entry per worker; readers judge a fix's age by its timestamp).
-    """
-
-    def __init__(self, client: aioredis.Redis, keys: Keys, writer: RedisWriter) -> None:
-        self._redis = client
-        self._keys = keys
-        self._writer = writer
-
-    def set_fix(self, org_id: str, worker_id: str, fix: Fix) -> Awaitable[None]:
-        return self._writer.set_fix(org_id, worker_id, fix)
-
-    async def get_fixes(self, wanted: Mapping[str, Sequence[str]]) -> Mapping[str, Fix]:
-        """The last fixes of ``{org id: worker ids}``, one pipeline for all orgs."""
-        asked = [(org_id, list(ids)) for org_id, ids in wanted.items() if ids]
-        if not asked:
-            return {}
-        with redis_errors():
-            pipe = self._redis.pipeline(transaction=False)
-            for org_id, ids in asked:
-                pipe.hmget(self._keys.fixes(org_id), ids)
-            replies = await pipe.execute()
-        found: dict[str, Fix] = {}
-        for (_, ids), values in zip(asked, replies, strict=True):
-            for worker_id, value in zip(ids, values, strict=True):
-                if not value:
-                    continue
-                try:
-                    found[worker_id] = decode_fix(value)
-                except ValueError:
-                    log.warning("ignoring a malformed fix for worker %s", worker_id)
-        return found

@@ -1,5 +1,9 @@
 """PostgreSQL job store: jobs, offers and the append-only job event log.
 
+Each table's columns are named like the fields of its model (``Job``,
+``Offer``, ``JobEvent``); the column lists are read off the dataclasses, and
+each statement sits next to the function that builds its arguments.
+
 How races are decided (every instance shares one database):
 
 * ``transaction(job_id)`` opens a database transaction and locks the job row
@@ -9,7 +13,10 @@ How races are decided (every instance shares one database):
   something wrote the row without the lock, and the block is rolled back with
   ``Unavailable``), upserts the offers that are new or changed, appends the
   book's events with the next per-job ``seq`` values (``jobs.last_seq`` is
-  advanced under the same lock, so sequences are contiguous), and commits.
+  advanced under the same lock, so sequences are contiguous), inserts the
+  book's effects into the outbox (``outbox``), and commits. The locking
+  read also tells whether the outbox still holds effects of the job
+  (``book.backlog``).
   On an exception it rolls back: nothing of the block is kept.
 * ``due`` is a plain read without locks, so any instance may return a job
   another instance is handling right now. That is safe: the second
@@ -42,26 +49,105 @@ import asyncpg
 
 from geo import EARTH_RADIUS_M, InvalidArgument, haversine_m, latlng_to_cell, validate_latlng
 
-from ..errors import NotFound, Unavailable
-from ..models import Job, JobEvent, Offer
-from ..offers import JobBook
-from .pg_rows import (
-    ACTIVE,
-    INSERT_EVENT,
-    JOB_COLS,
-    OFFER_COLS,
-    UPDATE_JOB,
-    UPSERT_OFFER,
-    event_args,
-    job_args,
-    job_from,
-    offer_args,
-    offer_from,
-)
-from .ports import Nearby
-from .postgres import Q, pg_errors
+from ...errors import NotFound, Unavailable
+from ...lifecycle import ACTIVE_JOB_STATES
+from ...models import Job, JobEvent, JobState, Offer, OfferState
+from ...offers import JobBook
+from ..ports import Nearby
+from .outbox import BACKLOG, OUTBOX
+from .pool import Q, params, pg_errors
+from .rows import Table, column_value
 
 __all__ = ["PgJobStore"]
+
+
+# -- jobs: one row per job; a column per Job field, plus cell and last_seq ----------
+
+JOBS = Table("jobs", Job)
+_N = len(JOBS.columns)
+
+_INSERT_JOB = f"INSERT INTO jobs ({JOBS.select}, cell, last_seq) VALUES ({params(_N + 2)})"
+_UPDATE_JOB = (
+    f"UPDATE jobs SET ({JOBS.select}, cell, last_seq) = ({params(_N + 2)})"
+    f" WHERE id = $1 AND version = ${_N + 3}"
+)
+"""Write the whole row, guarded by the version it was read at (the last argument)."""
+
+
+def _job_args(job: Job, cell: int, last_seq: int) -> tuple[Any, ...]:
+    """``_INSERT_JOB``'s arguments (``_UPDATE_JOB``'s, but for the guard)."""
+    return (*(column_value(getattr(job, c)) for c in JOBS.columns), cell, last_seq)
+
+
+def _job(row: asyncpg.Record) -> Job:
+    found = {c: row[c] for c in JOBS.columns}
+    found["skills"] = frozenset(found["skills"])
+    found["state"] = JobState(found["state"])
+    return Job(**found)
+
+
+_ACTIVE = sorted(s.value for s in ACTIVE_JOB_STATES)
+
+# -- offers and events --------------------------------------------------------------
+
+OFFERS = Table("offers", Offer)
+"""Offers of a job, ordered by ``n`` (an identity column: insertion order)."""
+EVENTS = Table("job_events", JobEvent)
+"""The append-only log: ``seq`` per job, from ``jobs.last_seq``."""
+
+_CHANGES = [c for c in OFFERS.columns if c not in ("id", "org_id", "job_id")]
+_ON_OFFER_CONFLICT = (
+    f"ON CONFLICT (id) DO UPDATE SET ({', '.join(_CHANGES)})"
+    f" = ({', '.join('EXCLUDED.' + c for c in _CHANGES)})"
+    " WHERE offers.job_id = EXCLUDED.job_id"
+)
+"""A changed offer is updated (never one of another job)."""
+
+
+def _offer(row: asyncpg.Record) -> Offer:
+    found = {c: row[c] for c in OFFERS.columns}
+    found["state"] = OfferState(found["state"])
+    return Offer(**found)
+
+
+def _event_row(job: Job, event: JobEvent, seq: int) -> dict[str, Any]:
+    return {**{c: getattr(event, c) for c in EVENTS.columns}, "job_id": job.id, "seq": seq}
+
+
+_INSERT_EVENTS = EVENTS.insert_many(1)
+
+# -- a transaction's write: one statement ----------------------------------------------
+
+_F_OFFERS = _N + 4
+_F_EVENTS = _F_OFFERS + len(OFFERS.columns)
+_F_EFFECTS = _F_EVENTS + len(EVENTS.columns)
+
+_WRITE = f"""
+WITH job AS ({_UPDATE_JOB} RETURNING 1),
+     offers AS ({OFFERS.insert_many(_F_OFFERS, _ON_OFFER_CONFLICT)}),
+     events AS ({EVENTS.insert_many(_F_EVENTS)}),
+     effects AS ({OUTBOX.insert_many(_F_EFFECTS)})
+SELECT count(*) FROM job
+"""
+"""The job row (guarded by its version), its new and changed offers, its new events
+and the transaction's effects, in one round trip; answers 1, or 0 if the guard failed."""
+
+
+def _write_args(
+    book: JobBook, cell: int, last_seq: int, version: int, offers: list[Offer]
+) -> tuple[Any, ...]:
+    """``_WRITE``'s arguments: the book after the transaction, read at ``version``."""
+    job = book.job
+    events = [_event_row(job, e, last_seq + i) for i, e in enumerate(book.log, start=1)]
+    return (
+        *_job_args(job, cell, last_seq + len(book.log)),
+        version,
+        *OFFERS.arrays(
+            [{**{c: getattr(o, c) for c in OFFERS.columns}, "job_id": job.id} for o in offers]
+        ),
+        *EVENTS.arrays(events),
+        *OUTBOX.arrays([{c: getattr(e, c) for c in OUTBOX.columns} for e in book.effects]),
+    )
 
 
 class PgJobStore:
@@ -74,32 +160,24 @@ class PgJobStore:
 
     async def add_job(self, job: Job, event: JobEvent) -> None:
         async with self._q.conn() as conn, conn.transaction():
-            await conn.execute(
-                f"INSERT INTO jobs ({JOB_COLS}, cell, last_seq)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,"
-                " $16, $17, $18, 1)",
-                *job_args(job),
-                latlng_to_cell(job.lat, job.lng, self._resolution),
-            )
-            await conn.execute(INSERT_EVENT, *event_args(job, event, 1))
+            cell = latlng_to_cell(job.lat, job.lng, self._resolution)
+            await conn.execute(_INSERT_JOB, *_job_args(job, cell, 1))
+            await conn.execute(_INSERT_EVENTS, *EVENTS.arrays([_event_row(job, event, 1)]))
 
     async def get_job(self, org_id: str, job_id: str) -> Job | None:
         row = await self._q.fetchrow(
-            f"SELECT {JOB_COLS} FROM jobs WHERE id = $1 AND org_id = $2", job_id, org_id
+            f"SELECT {JOBS.select} FROM jobs WHERE id = $1 AND org_id = $2", job_id, org_id
         )
-        return None if row is None else job_from(row)
+        return None if row is None else _job(row)
 
     async def history(self, org_id: str, job_id: str) -> list[JobEvent]:
         rows = await self._q.fetch(
-            "SELECT job_id, org_id, at, kind, data, seq FROM job_events"
+            f"SELECT {EVENTS.select} FROM job_events"
             " WHERE job_id = $1 AND org_id = $2 ORDER BY seq",
             job_id,
             org_id,
         )
-        return [
-            JobEvent(r["job_id"], r["org_id"], r["at"], r["kind"], r["data"], r["seq"])
-            for r in rows
-        ]
+        return [JobEvent(**{c: r[c] for c in EVENTS.columns}) for r in rows]
 
     @asynccontextmanager
     async def transaction(self, job_id: str) -> AsyncIterator[JobBook]:
@@ -112,21 +190,24 @@ class PgJobStore:
             try:
                 with pg_errors():
                     row = await conn.fetchrow(
-                        f"SELECT {JOB_COLS}, last_seq FROM jobs WHERE id = $1 FOR UPDATE",
+                        f"SELECT {JOBS.select}, last_seq, {BACKLOG} FROM jobs WHERE id = $1"
+                        " FOR UPDATE OF jobs",
                         job_id,
                     )
                     offer_rows = (
                         []
                         if row is None
                         else await conn.fetch(
-                            f"SELECT {OFFER_COLS} FROM offers WHERE job_id = $1 ORDER BY n",
+                            f"SELECT {OFFERS.select} FROM offers WHERE job_id = $1 ORDER BY n",
                             job_id,
                         )
                     )
                 if row is None:
                     raise NotFound("job", job_id)
                 book = JobBook(
-                    job=job_from(row), offers={r["id"]: offer_from(r) for r in offer_rows}
+                    job=_job(row),
+                    offers={r["id"]: _offer(r) for r in offer_rows},
+                    backlog=row["backlog"],
                 )
                 before_job = replace(book.job)
                 before_offers = {o.id: replace(o) for o in book.offers.values()}
@@ -157,38 +238,13 @@ class PgJobStore:
         job = book.job
         if job.id != before.id:
             raise ValueError("a transaction's book must keep its job id")
-        if job != before or book.log:
-            status = await conn.execute(
-                UPDATE_JOB,
-                job.id,
-                before.version,
-                job.title,
-                job.description,
-                job.external_ref,
-                job.lat,
-                job.lng,
-                latlng_to_cell(job.lat, job.lng, self._resolution),
-                sorted(job.skills),
-                job.priority,
-                job.state.value,
-                job.worker_id,
-                job.wave,
-                job.wave_radius_m,
-                job.wave_deadline,
-                job.version,
-                job.updated_at,
-                last_seq + len(book.log),
-            )
-            if status != "UPDATE 1":
-                raise Unavailable(f"job {job.id} changed outside its transaction; retry")
         changed = [o for o in book.offers.values() if before_offers.get(o.id) != o]
-        if changed:
-            await conn.executemany(UPSERT_OFFER, [offer_args(o, job.id) for o in changed])
-        if book.log:
-            await conn.executemany(
-                INSERT_EVENT,
-                [event_args(job, e, last_seq + i) for i, e in enumerate(book.log, start=1)],
-            )
+        if job == before and not book.log and not changed and not book.effects:
+            return
+        cell = latlng_to_cell(job.lat, job.lng, self._resolution)
+        args = _write_args(book, cell, last_seq, before.version, changed)
+        if await conn.fetchval(_WRITE, *args) != 1:
+            raise Unavailable(f"job {job.id} changed outside its transaction; retry")
 
     async def job_of_offer(self, offer_id: str) -> str | None:
         job_id: str | None = await self._q.fetchval(
@@ -198,20 +254,20 @@ class PgJobStore:
 
     async def pending_offers_of(self, worker_id: str) -> list[Offer]:
         rows = await self._q.fetch(
-            f"SELECT {OFFER_COLS} FROM offers WHERE worker_id = $1 AND state = 'pending'"
+            f"SELECT {OFFERS.select} FROM offers WHERE worker_id = $1 AND state = 'pending'"
             " ORDER BY n",
             worker_id,
         )
-        return [offer_from(r) for r in rows]
+        return [_offer(r) for r in rows]
 
     async def active_job_of(self, worker_id: str) -> Job | None:
         row = await self._q.fetchrow(
-            f"SELECT {JOB_COLS} FROM jobs WHERE worker_id = $1 AND state = ANY($2::text[])"
+            f"SELECT {JOBS.select} FROM jobs WHERE worker_id = $1 AND state = ANY($2::text[])"
             " ORDER BY updated_at DESC LIMIT 1",
             worker_id,
-            ACTIVE,
+            _ACTIVE,
         )
-        return None if row is None else job_from(row)
+        return None if row is None else _job(row)
 
     async def due(self, now: float, limit: int) -> list[str]:
         rows = await self._q.fetch(

@@ -27,8 +27,8 @@ from collections.abc import Sequence
 
 import redis.asyncio as aioredis
 
+from .client import Script, redis_errors
 from .keys import Keys
-from .redis import Script, redis_errors
 
 __all__ = ["BATCH", "RedisPresence"]
 

@@ -1,6 +1,6 @@
 """One shared pub/sub connection per process that feeds worker-feed listeners.
 
-``FeedListeners`` is the listening half of ``redis_feed.RedisWorkerFeed``.
+``FeedListeners`` is the listening half of ``feed.RedisWorkerFeed``.
 Three background tasks, started by the first ``listen``:
 
 * the *control* task subscribes and unsubscribes channels (in batches) and
@@ -33,9 +33,9 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from ..errors import Unavailable
+from ...errors import Unavailable
+from ..ports import LoggedNotice
 from .keys import Keys
-from .ports import LoggedNotice
 
 __all__ = ["CONFIRM_TIMEOUT_S", "SWEEP_TICK_S", "FeedListeners", "after", "decode_log"]
 

@@ -16,6 +16,7 @@ Layout (``P`` = prefix, ``{…}`` = Redis Cluster hash tag)::
     P:w:{w:<worker>}:seq           string  last notice sequence number (INCR)
     P:w:{w:<worker>}:log           stream  notices, entry id "<seq>-0", capped (MAXLEN)
     P:w:{w:<worker>}:wake          channel PUBLISH <seq> after each append (a hint)
+    P:w:{w:<worker>}:keys          zset    keys of recent keyed notices, score = their seq
     P:w:{w:<worker>}:at            string  instance id holding the worker's socket (TTL)
 
 Hash tags, chosen on purpose:
@@ -32,7 +33,8 @@ Hash tags, chosen on purpose:
   non-atomic moves across parents).
 * Per-worker keys share the tag ``{w:<worker>}``: the sequence counter and the
   log are in one slot, so "increment, append, trim, publish" is one atomic
-  script, and the presence key of a worker lives next to them.
+  script (which also checks and records the notice's de-duplication key),
+  and the presence key of a worker lives next to them.
   Different workers spread evenly over the cluster.
 
 Rules for callers: ids may be any string, but an id containing ``}`` moves
@@ -105,6 +107,10 @@ class Keys:
     def feed_log(self, worker_id: str) -> str:
         """Stream of the worker's notices; entry ids are ``<seq>-0``."""
         return f"{self._worker(worker_id)}:log"
+
+    def feed_keys(self, worker_id: str) -> str:
+        """Sorted set of the keys (outbox effect ids) of recent notices, scored by seq."""
+        return f"{self._worker(worker_id)}:keys"
 
     def feed_channel(self, worker_id: str) -> str:
         """Pub/sub channel announcing a new notice (payload: its seq)."""

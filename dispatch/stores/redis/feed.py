@@ -1,10 +1,12 @@
 """Redis worker feed: durable, ordered, capped per-worker notice logs, plus wake-ups.
 
-``publish`` runs one script on the worker's slot: ``INCR`` the sequence
+``publish`` runs one script on the worker's slot: for a keyed notice, look
+the key up among the worker's recent keys (a sorted set scored by seq, capped
+at ``log_size``) and answer its seq if it is there; else ``INCR`` the sequence
 counter, ``XADD`` the notice to a stream with entry id ``<seq>-0`` and an exact
-``MAXLEN`` cap, refresh the log's expiry and ``PUBLISH`` the seq on the
-worker's channel. The log is the record; the message is only a hint.
-``replay`` reads the stream. ``listen`` is served by ``redis_listen``: one
+``MAXLEN`` cap, record the key, refresh the expiries and ``PUBLISH`` the seq
+on the worker's channel. The log is the record; the message is only a hint.
+``replay`` reads the stream. ``listen`` is served by ``listener``: one
 shared pub/sub connection per process, callbacks in seq order, none missing.
 
 Rules for callers:
@@ -26,17 +28,23 @@ from collections.abc import Callable
 
 import redis.asyncio as aioredis
 
+from ..ports import LoggedNotice, Notice
+from .client import Script, redis_errors
 from .keys import Keys
-from .ports import LoggedNotice, Notice
-from .redis import Script, redis_errors
-from .redis_listen import FeedListeners, after, decode_log
+from .listener import FeedListeners, after, decode_log
 
 __all__ = ["PUBLISH_SCRIPT", "RedisWorkerFeed"]
 
 PUBLISH_SCRIPT = Script(
     """
--- KEYS[1] = seq counter, KEYS[2] = log stream
--- ARGV[1] = notice JSON, ARGV[2] = cap, ARGV[3] = wake channel, ARGV[4] = log ttl (ms)
+-- KEYS[1] = seq counter, KEYS[2] = log stream, KEYS[3] = recent keys (zset)
+-- ARGV[1] = notice JSON, ARGV[2] = cap, ARGV[3] = wake channel, ARGV[4] = log ttl (ms),
+-- ARGV[5] = the notice's de-duplication key ('' for none)
+local dedupe = ARGV[5] ~= ''
+if dedupe then
+  local earlier = redis.call('ZSCORE', KEYS[3], ARGV[5])
+  if earlier then return tonumber(earlier) end
+end
 local seq
 if redis.call('EXISTS', KEYS[1]) == 1 then
   seq = redis.call('INCR', KEYS[1])
@@ -57,6 +65,11 @@ if last then
 end
 redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[2], string.format('%d', seq) .. '-0', 'n', ARGV[1])
 if tonumber(ARGV[4]) > 0 then redis.call('PEXPIRE', KEYS[2], ARGV[4]) end
+if dedupe then
+  redis.call('ZADD', KEYS[3], seq, ARGV[5])
+  redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -tonumber(ARGV[2]) - 1)
+  if tonumber(ARGV[4]) > 0 then redis.call('PEXPIRE', KEYS[3], ARGV[4]) end
+end
 redis.call('PUBLISH', ARGV[3], string.format('%d', seq))
 return seq
 """
@@ -83,14 +96,20 @@ class RedisWorkerFeed:
         self._log_ttl_ms = int(log_ttl_s * 1000)
         self._listeners = FeedListeners(client, keys, sweep_s=sweep_s)
 
-    async def publish(self, worker_id: str, notice: Notice) -> int:
+    async def publish(self, worker_id: str, notice: Notice, key: str | None = None) -> int:
         keys = self._keys
         payload = json.dumps(notice, separators=(",", ":"))
         with redis_errors():
             seq = await PUBLISH_SCRIPT(
                 self._redis,
-                [keys.feed_seq(worker_id), keys.feed_log(worker_id)],
-                [payload, self._log_size, keys.feed_channel(worker_id), self._log_ttl_ms],
+                [keys.feed_seq(worker_id), keys.feed_log(worker_id), keys.feed_keys(worker_id)],
+                [
+                    payload,
+                    self._log_size,
+                    keys.feed_channel(worker_id),
+                    self._log_ttl_ms,
+                    key or "",
+                ],
             )
         return int(seq)
 

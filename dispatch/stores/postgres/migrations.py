@@ -1,6 +1,6 @@
 """Apply the PostgreSQL schema: plain SQL files, in order, each exactly once.
 
-The migrations are the files ``dispatch/stores/migrations/NNNN_name.sql``
+The migrations are the files ``dispatch/stores/postgres/sql/NNNN_name.sql``
 (shipped as package data), applied in name order. ``migrate(dsn)`` is safe to
 run from several instances at once and as often as you like:
 
@@ -62,7 +62,7 @@ class Migration:
 
 def migrations() -> list[Migration]:
     """Every shipped migration, in the order it must be applied."""
-    folder = resources.files("dispatch.stores").joinpath("migrations")
+    folder = resources.files("dispatch.stores.postgres").joinpath("sql")
     found: list[Migration] = []
     for entry in folder.iterdir():
         if not entry.name.endswith(".sql"):

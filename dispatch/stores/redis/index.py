@@ -24,17 +24,15 @@ Rules for callers: positions are validated like the memory index's (``geo``
 errors, nothing written); a query sees every write this process completed
 before it started; writes of other instances racing with a query may or may
 not be seen (a worker moving during a query is reported once, at one of its
-positions). A predicate is applied client-side, at most once per worker per
-query; when it refuses some of the nearest, the script is asked again for
-four times as many.
+positions). Filtering by eligibility is the caller's (the service asks for
+more when some of the nearest are not eligible).
 """
 
 from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aioredis
 
@@ -43,11 +41,75 @@ from geo.cells import center_and_circumradius_m
 from geo.distance import EARTH_RADIUS_M, haversine_m
 from geo.search import reach_m, validate_limit, validate_radius
 
+from ..ports import Nearby
+from .client import Script, redis_errors
 from .keys import Keys
-from .ports import Nearby
-from .redis import GEO_MAX_LAT, RedisWriter, Script, redis_errors
 
-__all__ = ["NEAREST_SCRIPT", "RedisLocationIndex", "cell_place"]
+if TYPE_CHECKING:
+    from .writer import RedisWriter
+
+__all__ = ["GEO_MAX_LAT", "MOVE_SCRIPT", "NEAREST_SCRIPT", "RedisLocationIndex", "cell_place"]
+
+GEO_MAX_LAT = 85.05112878
+"""A Redis geo set holds latitudes up to this; cells centred beyond go to ``polar``."""
+
+MOVE_SCRIPT = Script(
+    f"""
+-- Write one organisation's batch of last fixes and index moves, atomically.
+-- KEYS: where hash, populated-cells geo set, polar hash, reach string, fixes
+-- hash, then the cell hashes written. ARGV[1] = the cell key prefix, ARGV[2]
+-- = the writes, one line each of four tab-separated fields: op ('f' fix /
+-- 'u' upsert / 'r' remove), worker id, the cell ('u': "hex lng lat reach",
+-- its center and circumradius), value (the encoded fix for 'f', "lat,lng"
+-- for 'u').
+-- Old cells come from the where hash; they share the slot (org tag).
+local where, geo, polar, reach_key, fixes = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local prefix = ARGV[1]
+local reach = tonumber(redis.call('GET', reach_key) or '0')
+local grown = false
+local function leave(old, w)
+  local key = prefix .. old
+  redis.call('HDEL', key, w)
+  if redis.call('HLEN', key) == 0 then
+    redis.call('ZREM', geo, old)
+    redis.call('HDEL', polar, old)
+  end
+end
+local function enter(cell, lng, lat, r)
+  if math.abs(tonumber(lat)) > {GEO_MAX_LAT} then
+    redis.call('HSET', polar, cell, lat .. ',' .. lng)
+  else
+    redis.call('GEOADD', geo, lng, lat, cell)
+  end
+  r = tonumber(r)
+  if r > reach then
+    reach = r
+    grown = true
+  end
+end
+for op, w, place, value in string.gmatch(ARGV[2], '(%a)\\t([^\\t]*)\\t([^\\t]*)\\t([^\\n]*)\\n') do
+  if op == 'f' then
+    redis.call('HSET', fixes, w, value)
+  else
+    local old = redis.call('HGET', where, w)
+    if op == 'u' then
+      local cell, lng, lat, r = string.match(place, '^(%S+) (%S+) (%S+) (%S+)$')
+      if old and old ~= cell then leave(old, w) end
+      redis.call('HSET', prefix .. cell, w, value)
+      if old ~= cell then
+        redis.call('HSET', where, w, cell)
+        enter(cell, lng, lat, r)
+      end
+    elseif old then
+      leave(old, w)
+      redis.call('HDEL', where, w)
+    end
+  end
+end
+if grown then redis.call('SET', reach_key, string.format('%.17g', reach)) end
+return 0
+"""
+)
 
 _FARTHEST_M = 20_100_000.0
 """More than half the Earth's circumference: no two points are farther apart."""
@@ -235,13 +297,7 @@ class RedisLocationIndex:
         await self._writer.remove(org_id, worker_id)
 
     async def nearest(
-        self,
-        org_id: str,
-        lat: float,
-        lng: float,
-        k: int,
-        max_radius_m: float,
-        predicate: Callable[[str], bool] | None = None,
+        self, org_id: str, lat: float, lng: float, k: int, max_radius_m: float
     ) -> list[Nearby]:
         validate_latlng(lat, lng)
         validate_limit(k)
@@ -249,26 +305,6 @@ class RedisLocationIndex:
         if k == 0:
             return []
         radius = min(float(max_radius_m), _FARTHEST_M)
-        if predicate is None:
-            return await self._nearest(org_id, lat, lng, k, radius)
-        asked: dict[str, bool] = {}
-        fetch = k
-        while True:
-            hits = await self._nearest(org_id, lat, lng, fetch, radius)
-            kept = []
-            for hit in hits:
-                ok = asked.get(hit.key)
-                if ok is None:
-                    ok = asked[hit.key] = predicate(hit.key)
-                if ok:
-                    kept.append(hit)
-            if len(kept) >= k or len(hits) < fetch:
-                return kept[:k]
-            fetch *= 4
-
-    async def _nearest(
-        self, org_id: str, lat: float, lng: float, k: int, radius: float
-    ) -> list[Nearby]:
         keys = self._keys
         script_keys = [keys.cell_geo(org_id), keys.polar(org_id), keys.reach(org_id)]
         args = [
