@@ -58,7 +58,7 @@ T = TypeVar("T")
 STALE_AFTER_S = 3600.0
 _STAMP = "fieldcloud test database, created at "
 
-_TABLES = "outbox, job_events, offers, jobs, workers, org_keys, orgs"
+_TABLES = "dispatchers, outbox, job_events, offers, jobs, workers, org_keys, orgs"
 
 
 @dataclass
