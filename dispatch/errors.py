@@ -66,9 +66,17 @@ class OfferClosed(DispatchError):
 
 
 class NotEligible(DispatchError):
-    """The worker may not take the job now (busy, off duty, skills …)."""
+    """The worker may not take the job now (busy, off duty, skills …).
+
+    ``reason``, when given, is the matching rule's machine-readable reason
+    (a ``matching.Exclusion`` value) and goes on the wire beside the code.
+    """
 
     code = "not_eligible"
+
+    def __init__(self, message: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class Unavailable(DispatchError):
