@@ -8,6 +8,7 @@ role       secret                            may
 admin      ``FIELDCLOUD_ADMIN_TOKEN``        create organisations
 org        an organisation's API key         manage its workers and jobs
 worker     a worker's device token           open ``/v1/ws/worker``
+dispatcher a dispatcher's token              read lists, assign, re-offer, cancel
 =========  ================================  ====================================
 
 Rules for handlers (HTTP routes and socket handshakes):
@@ -40,8 +41,9 @@ from dataclasses import dataclass, field
 
 from starlette.datastructures import Headers
 
-from dispatch.credentials import DEVICE_TOKEN, ORG_KEY, kind_of
-from dispatch.models import Worker
+from dispatch.console import Console
+from dispatch.credentials import DEVICE_TOKEN, DISPATCHER_TOKEN, ORG_KEY, kind_of
+from dispatch.models import Actor, Worker
 from dispatch.service import DispatchService
 
 from .errors import ApiError
@@ -59,12 +61,15 @@ class Role(enum.StrEnum):
     """An organisation's integration key: its workers and jobs."""
     WORKER = "worker"
     """A technician's device: the phone socket, for that worker only."""
+    DISPATCHER = "dispatcher"
+    """A person in the control room: the organisation's lists and hand-made changes."""
 
 
 NEEDS: dict[Role, str] = {
     Role.ADMIN: "the admin token",
     Role.ORG: "an organisation API key",
     Role.WORKER: "a worker device token",
+    Role.DISPATCHER: "a dispatcher token",
 }
 """How a 403 names each role a call would have taken."""
 
@@ -78,6 +83,8 @@ class Principal:
     """The organisation the caller acts for; None only for the admin."""
     worker_id: str | None = None
     """The worker a device token belongs to; None for every other role."""
+    dispatcher_id: str | None = None
+    """The dispatcher a dispatcher token belongs to; None for every other role."""
     worker: Worker | None = field(default=None, compare=False, repr=False)
     """The worker's record as read while authenticating (saves the handshake a read)."""
 
@@ -87,6 +94,13 @@ class Principal:
         if self.org_id is None:
             raise ApiError(403, "forbidden", "this call acts for an organisation")
         return self.org_id
+
+    @property
+    def actor(self) -> Actor:
+        """Who to record as ``by`` of a hand-made change: the dispatcher, else the org key."""
+        if self.dispatcher_id is not None:
+            return Actor(Role.DISPATCHER.value, self.dispatcher_id)
+        return Actor(self.role.value, self.tenant)
 
     @property
     def device(self) -> Worker:
@@ -109,12 +123,20 @@ async def _device_token(service: DispatchService, secret: str) -> Principal | No
     worker = await service.worker_for_token(secret)
     if worker is None:
         return None
-    return Principal(Role.WORKER, worker.org_id, worker.id, worker)
+    return Principal(Role.WORKER, worker.org_id, worker.id, worker=worker)
+
+
+async def _dispatcher_token(service: DispatchService, secret: str) -> Principal | None:
+    found = await Console(service).dispatcher_for_token(secret)
+    return (
+        None if found is None else Principal(Role.DISPATCHER, found.org_id, dispatcher_id=found.id)
+    )
 
 
 LOOKUPS: dict[str, Lookup] = {
     ORG_KEY: _org_key,
     DEVICE_TOKEN: _device_token,
+    DISPATCHER_TOKEN: _dispatcher_token,
 }
 """The store lookup for each secret prefix (``dispatch.credentials``)."""
 

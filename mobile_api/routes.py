@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from .resources import health, jobs, orgs, workers
+from .resources import actions, dispatchers, health, jobs, lists, orgs, workers
 from .runtime import Runtime
 from .sockets import worker
 
@@ -31,6 +31,15 @@ ROUTES = [
     Route("/v1/jobs", jobs.create_job, methods=["POST"]),
     Route("/v1/jobs/{job_id}", jobs.get_job, methods=["GET"]),
     Route("/v1/jobs/{job_id}/cancel", jobs.cancel_job, methods=["POST"]),
+    Route("/v1/dispatchers", dispatchers.create_dispatcher, methods=["POST"]),
+    Route("/v1/dispatchers", dispatchers.list_dispatchers, methods=["GET"]),
+    Route("/v1/dispatchers/{dispatcher_id}", dispatchers.revoke_dispatcher, methods=["DELETE"]),
+    Route("/v1/workers", lists.list_workers, methods=["GET"]),
+    Route("/v1/workers/{worker_id}/status", actions.set_worker_status, methods=["POST"]),
+    Route("/v1/jobs", lists.list_jobs, methods=["GET"]),
+    Route("/v1/jobs/{job_id}/candidates", lists.job_candidates, methods=["GET"]),
+    Route("/v1/jobs/{job_id}/assign", actions.assign_job, methods=["POST"]),
+    Route("/v1/jobs/{job_id}/reoffer", actions.reoffer_job, methods=["POST"]),
 ]
 
 SOCKETS: dict[str, SocketEndpoint] = {

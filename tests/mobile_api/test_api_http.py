@@ -78,17 +78,36 @@ async def test_a_missing_or_wrong_token_answers_401_json(
 PUBLIC = {("GET", "/healthz"), ("GET", "/readyz")}
 """Routes that answer without a token."""
 
+CONSOLE = {Role.ORG, Role.DISPATCHER}
+"""The organisation's key and its dispatchers: the lists and the hand-made changes."""
+
 ROLES_OF: dict[tuple[str, str], set[Role]] = {
     ("POST", "/v1/orgs"): {Role.ADMIN},
     ("POST", "/v1/workers"): {Role.ORG},
-    ("GET", "/v1/workers/{worker_id}"): {Role.ORG},
+    ("GET", "/v1/workers"): CONSOLE,
+    ("GET", "/v1/workers/{worker_id}"): CONSOLE,
+    ("POST", "/v1/workers/{worker_id}/status"): CONSOLE,
     ("POST", "/v1/jobs"): {Role.ORG},
-    ("GET", "/v1/jobs/{job_id}"): {Role.ORG},
-    ("POST", "/v1/jobs/{job_id}/cancel"): {Role.ORG},
+    ("GET", "/v1/jobs"): CONSOLE,
+    ("GET", "/v1/jobs/{job_id}"): CONSOLE,
+    ("GET", "/v1/jobs/{job_id}/candidates"): CONSOLE,
+    ("POST", "/v1/jobs/{job_id}/cancel"): CONSOLE,
+    ("POST", "/v1/jobs/{job_id}/assign"): CONSOLE,
+    ("POST", "/v1/jobs/{job_id}/reoffer"): CONSOLE,
+    ("POST", "/v1/dispatchers"): {Role.ORG},
+    ("GET", "/v1/dispatchers"): {Role.ORG},
+    ("DELETE", "/v1/dispatchers/{dispatcher_id}"): {Role.ORG},
 }
 """The roles each protected route takes; every other role is refused 403."""
 
-BODIES: dict[str, dict[str, Any]] = {"/v1/orgs": {"name": "X"}, "/v1/workers": {"name": "X"}}
+BODIES: dict[str, dict[str, Any]] = {
+    "/v1/orgs": {"name": "X"},
+    "/v1/workers": {"name": "X"},
+    "/v1/dispatchers": {"name": "X"},
+    "/v1/workers/{worker_id}/status": {"status": "off_duty"},
+    "/v1/jobs/{job_id}/assign": {"worker_id": "wrk_x"},
+    "/v1/jobs/{job_id}/reoffer": {},
+}
 
 
 def test_every_route_says_which_roles_it_takes() -> None:
@@ -102,9 +121,16 @@ async def test_each_route_refuses_every_role_it_does_not_take_403(
 ) -> None:
     """A valid secret of a role the route does not take answers 403; one it takes passes."""
     cred = await server.create_worker(org, "Ann")
-    secrets = {Role.ADMIN: ADMIN_TOKEN, Role.ORG: org.key, Role.WORKER: cred.token}
+    dispatcher = await server.create_dispatcher(org, "Dee")
+    secrets = {
+        Role.ADMIN: ADMIN_TOKEN,
+        Role.ORG: org.key,
+        Role.WORKER: cred.token,
+        Role.DISPATCHER: dispatcher.token,
+    }
+    assert set(secrets) == set(Role), "every role is tried on every route"
     for (method, path), allowed in ROLES_OF.items():
-        url = path.format(worker_id=cred.id, job_id="job_x")
+        url = path.format(worker_id=cred.id, job_id="job_x", dispatcher_id="dsp_x")
         for role, secret in secrets.items():
             r = await server.http.request(
                 method,
