@@ -33,9 +33,11 @@ async def test_a_revoked_token_never_authenticates_again(backend: Backend) -> No
     d = dispatcher(org.id)
     await store.add_dispatcher(d, "hash-d")
     revoked = await store.revoke(org.id, d.id, 150.0)
-    assert revoked is not None and revoked.revoked_at == 150.0
+    assert revoked is not None
+    assert revoked.revoked_at == 150.0
     again = await store.revoke(org.id, d.id, 160.0)
-    assert again is not None and again.revoked_at == 150.0
+    assert again is not None
+    assert again.revoked_at == 150.0
     assert await store.dispatcher_by_token("hash-d") is None
     assert await store.dispatchers(org.id) == [revoked]
 

@@ -36,7 +36,8 @@ async def test_worker_pages_cover_the_organisation_once_in_id_order(backend: Bac
     await add_worker(stores, theirs.id)
     assert await walk_workers(stores, mine.id, WorkerQuery(3)) == ids
     whole = await stores.lists.workers(mine.id, WorkerQuery(8))
-    assert [w.id for w in whole.items] == ids and whole.last is None
+    assert [w.id for w in whole.items] == ids
+    assert whole.last is None
 
 
 async def test_a_walk_neither_skips_nor_repeats_while_workers_are_added(backend: Backend) -> None:
@@ -101,7 +102,8 @@ async def test_a_thin_filter_still_fills_its_pages(backend: Backend) -> None:
             inside.append(worker)
     box = WorkerQuery(2, bbox=(4.0, 45.0, 5.0, 46.0))
     first = await stores.lists.workers(org.id, box)
-    assert len(first.items) == 2 and first.last is not None
+    assert len(first.items) == 2
+    assert first.last is not None
     assert await walk_workers(stores, org.id, box) == sorted(w.id for w in inside)
 
 

@@ -1,4 +1,4 @@
-"""The engine's dispatcher steps with a pinned clock: direct assignment, re-offer, cancel by hand."""
+"""The engine's dispatcher steps, pinned clock: direct assignment, re-offer, cancel by hand."""
 
 from __future__ import annotations
 
@@ -29,7 +29,8 @@ def test_direct_assignment_closes_every_other_offer_as_taken() -> None:
     out = engine.assign_to(book, cand("w-9", 400.0), NOW + 5, DEE)
     job = book.job
     assert (job.state, job.worker_id, job.wave_deadline) == (JobState.ASSIGNED, "w-9", None)
-    assert out.assignment is not None and out.assignment.worker_id == "w-9"
+    assert out.assignment is not None
+    assert out.assignment.worker_id == "w-9"
     direct = book.offers[out.assignment.offer_id]
     assert (direct.worker_id, direct.state, direct.distance_m) == (
         "w-9",
@@ -55,7 +56,8 @@ def test_direct_assignment_of_an_offered_worker_accepts_their_own_offer() -> Non
     engine, book = dispatched(cand("w-1"), cand("w-2"))
     mine = next(o for o in book.offers.values() if o.worker_id == "w-2")
     out = engine.assign_to(book, cand("w-2"), NOW + 1, DEE)
-    assert out.assignment is not None and out.assignment.offer_id == mine.id
+    assert out.assignment is not None
+    assert out.assignment.offer_id == mine.id
     assert len(book.offers) == 2
     assert book.offers[mine.id].state is OfferState.ACCEPTED
 
@@ -90,7 +92,8 @@ def test_only_an_open_job_is_assigned_or_reoffered_by_hand(state: JobState) -> N
         engine.assign_to(book, cand("w-1"), NOW, DEE)
     with pytest.raises(IllegalTransition):
         engine.reoffer(book, NOW, 5_000.0, DEE)
-    assert book.offers == {} and book.job.state is state
+    assert book.offers == {}
+    assert book.job.state is state
 
 
 def test_reoffer_asks_for_the_next_wave_over_the_radius_given() -> None:
@@ -98,7 +101,8 @@ def test_reoffer_asks_for_the_next_wave_over_the_radius_given() -> None:
     engine, book = dispatched(cand("w-1"))
     out = engine.reoffer(book, NOW + 3, 7_500.0, DEE)
     assert out.search == WaveSearch(book.job.id, 2, 7_500.0, CONFIG.wave_size, DEE)
-    assert out.events == [] and book.job.wave == 1
+    assert out.events == []
+    assert book.job.wave == 1
 
 
 def test_a_reoffer_wave_goes_out_beside_the_offers_still_out() -> None:
@@ -130,7 +134,8 @@ def test_an_empty_engine_wave_still_escalates() -> None:
     book = make_book()
     engine.begin(book, NOW)
     out = engine.open_wave(book, 1, [], NOW)
-    assert out.search is not None and out.search.wave == 2
+    assert out.search is not None
+    assert out.search.wave == 2
 
 
 def test_next_radius_is_the_ladders_next_rung() -> None:
@@ -144,7 +149,7 @@ def test_next_radius_is_the_ladders_next_rung() -> None:
 
 
 def test_a_cancel_by_hand_records_who_cancelled() -> None:
-    """``cancel`` with ``by`` adds it to the ``cancelled`` event; without it the event is as before."""
+    """``cancel`` with ``by`` adds it to the ``cancelled`` event; without, as before."""
     engine, book = dispatched(cand("w-1"))
     out = engine.cancel(book, NOW + 1, "duplicate", DEE)
     assert out.events[-1].data == {
