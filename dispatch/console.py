@@ -18,7 +18,8 @@ Rules for callers:
   ``override`` is set: then the worker is assigned anyway, made busy, and
   the ``assigned`` event records ``override`` (the reason overridden) with
   ``by``. An assignment closes every other pending offer as ``taken``.
-* ``reoffer`` sends a new wave now; the job must be open.
+* ``reoffer`` sends a new wave now; ``assign`` and ``reoffer`` take an open
+  job, or an unfilled one, which they open again.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from .models import (
     OfferState,
     Worker,
 )
-from .offers import Candidate, JobBook, Outcome
+from .offers import BY_HAND, Candidate, JobBook, Outcome
 from .service import DispatchService, JobView
 
 __all__ = ["Console", "JobDetail", "Ranked"]
@@ -176,7 +177,7 @@ class Console:
 
         async def assign(book: JobBook, now: float) -> Outcome:
             job = book.job
-            if job.state is not JobState.OPEN:
+            if job.state not in BY_HAND:
                 raise IllegalTransition(f"job {job.id}", job.state.value, JobState.ASSIGNED.value)
             worker = (await stores.workers.get_workers([worker_id]))[worker_id]
             # Of earlier offers only a decline speaks against a dispatcher's choice.
@@ -195,10 +196,7 @@ class Console:
                 book, Candidate(worker_id, distance), now, by, overridden
             )
 
-        book = await service._step(job_id, assign)
-        if override:
-            log.info("job %s assigned to %s by %s %s (override)", job_id, worker_id, by.role, by.id)
-        return book.job
+        return (await service._step(job_id, assign)).job
 
     async def reoffer(
         self, org_id: str, job_id: str, by: Actor, radius_m: float | None = None

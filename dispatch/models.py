@@ -151,8 +151,9 @@ class JobEvent:
 
     ``kind`` names what happened (``created``, ``wave``, ``offered``,
     ``declined``, ``expired``, ``assigned``, ``en_route``, ``on_site``,
-    ``completed``, ``cancelled``, ``unfilled``, ``withdrawn``); ``data`` holds
-    JSON-ready details. ``seq`` is assigned by the store, 1-based per job.
+    ``completed``, ``cancelled``, ``unfilled``, ``withdrawn``, ``reopened``);
+    ``data`` holds JSON-ready details — for a change a dispatcher made, ``by``
+    (``Actor.as_data``). ``seq`` is assigned by the store, 1-based per job.
     """
 
     job_id: str

@@ -32,6 +32,8 @@ an ``Actor``) in the event they append: ``assign_to`` gives the job to a
 chosen worker at once (the caller has checked, or overridden, the worker's
 eligibility and made the worker busy); ``reoffer`` sends a new wave now over
 a wider radius, beside the offers still out; ``cancel`` takes a ``by`` too.
+Both ``assign_to`` and ``reoffer`` also take an ``unfilled`` job: it is
+opened again first (a ``reopened`` event with ``by``).
 """
 
 from __future__ import annotations
@@ -114,6 +116,9 @@ class Outcome:
         self.search = other.search
         return self
 
+
+BY_HAND = frozenset({JobState.OPEN, JobState.UNFILLED})
+"""The job states a dispatcher may assign or re-offer from."""
 
 CLOSE_REASONS: dict[OfferState, str] = {
     OfferState.TAKEN: "taken",
@@ -381,11 +386,14 @@ class OfferEngine:
         once, so the phone's ``assigned`` names an offer like any other.
         ``overridden`` is the matching reason the dispatcher overrode; the
         ``assigned`` event records it with ``by``. Raises
-        ``IllegalTransition`` unless the job is open (the book unchanged).
+        ``IllegalTransition`` unless the job is open or unfilled (the book
+        unchanged).
         """
         job = book.job
-        if job.state is not JobState.OPEN:
+        if job.state not in BY_HAND:
             raise IllegalTransition(f"job {job.id}", job.state.value, JobState.ASSIGNED.value)
+        out = Outcome()
+        self._reopen(book, now, out, by)
         mine = [o for o in book.pending() if o.worker_id == candidate.worker_id]
         if mine:
             offer = mine[0]
@@ -396,7 +404,7 @@ class OfferEngine:
         job.worker_id = candidate.worker_id
         job.wave_deadline = None
         close_offer(offer, OfferState.ACCEPTED, now)
-        out = Outcome(assignment=Assignment(job.id, candidate.worker_id, offer.id, now))
+        out.assignment = Assignment(job.id, candidate.worker_id, offer.id, now)
         for other in book.pending():
             close_offer(other, OfferState.TAKEN, now)
             out.closed.append(other)
@@ -420,14 +428,23 @@ class OfferEngine:
 
         The wave numbers on from the job's; after the last wave of the ladder
         a re-offered job that times out is ``unfilled`` as usual. Raises
-        ``IllegalTransition`` unless the job is open.
+        ``IllegalTransition`` unless the job is open or unfilled.
         """
         job = book.job
-        if job.state is not JobState.OPEN:
+        if job.state not in BY_HAND:
             raise IllegalTransition(f"job {job.id}", job.state.value, "re-offered")
         out = Outcome()
+        self._reopen(book, now, out, by)
         out.search = WaveSearch(job.id, job.wave + 1, radius_m, self.config.wave_size, by)
         return out
+
+    @staticmethod
+    def _reopen(book: JobBook, now: float, out: Outcome, by: Actor) -> None:
+        """Open an unfilled job again (for a dispatcher's step); an open job is left as is."""
+        job = book.job
+        if job.state is JobState.UNFILLED:
+            advance_job(job, JobState.OPEN, now)
+            _record(book, out, now, "reopened", by=by.as_data())
 
     def next_radius(self, job: Job) -> float:
         """The radius a re-offer reaches by default: the ladder's next rung past the job's."""

@@ -7,7 +7,7 @@ import pytest
 from dispatch.effects import EffectKind, effects_of
 from dispatch.errors import IllegalTransition
 from dispatch.models import Actor, JobState, OfferState
-from dispatch.offers import WaveSearch
+from dispatch.offers import JobBook, OfferEngine, WaveSearch
 from tests.dispatch.test_core_offers import (
     CONFIG,
     DEADLINE,
@@ -82,9 +82,11 @@ def test_direct_assignment_tells_the_phone_and_takes_the_worker_off_the_map() ->
     ]
 
 
-@pytest.mark.parametrize("state", [JobState.ASSIGNED, JobState.CANCELLED, JobState.UNFILLED])
-def test_only_an_open_job_is_assigned_or_reoffered_by_hand(state: JobState) -> None:
-    """Assigning or re-offering a job that is not open raises and leaves the book unchanged."""
+@pytest.mark.parametrize(
+    "state", [JobState.ASSIGNED, JobState.EN_ROUTE, JobState.CANCELLED, JobState.COMPLETED]
+)
+def test_only_an_open_or_unfilled_job_is_assigned_or_reoffered(state: JobState) -> None:
+    """Assigning or re-offering a job being worked or finished raises, the book unchanged."""
     engine = make_engine()
     book = make_book()
     book.job.state = state
@@ -158,3 +160,46 @@ def test_a_cancel_by_hand_records_who_cancelled() -> None:
     }
     _, other = dispatched(cand("w-1"))
     assert make_engine().cancel(other, NOW, "x").events[-1].data == {"reason": "x"}
+
+
+def unfilled() -> tuple[OfferEngine, JobBook]:
+    """An engine and a job whose every wave found nobody."""
+    engine = make_engine()
+    book = make_book()
+    out = engine.begin(book, NOW)
+    while out.search is not None:
+        out = engine.open_wave(book, out.search.wave, [], NOW)
+    assert book.job.state is JobState.UNFILLED
+    return engine, book
+
+
+def test_a_reoffer_opens_an_unfilled_job_again() -> None:
+    """Re-offering an unfilled job reopens it (logged with who) and its new wave goes out."""
+    engine, book = unfilled()
+    out = engine.reoffer(book, NOW + 60, 20_000.0, DEE)
+    assert book.job.state is JobState.OPEN
+    assert kinds(out) == ["reopened"]
+    assert out.events[0].data == {"by": {"role": "dispatcher", "id": "dsp-1"}}
+    assert out.search is not None
+    assert out.search.wave == len(RADII) + 1
+    sent = engine.open_wave(book, out.search.wave, [cand("w-1", 18_000.0)], NOW + 60, out.search)
+    assert [o.worker_id for o in sent.sent] == ["w-1"]
+    assert book.job.wave_deadline == NOW + 60 + CONFIG.offer_timeout_s
+
+
+def test_a_reopened_job_that_finds_nobody_is_unfilled_again() -> None:
+    """A re-offer of an unfilled job that reaches nobody leaves it unfilled once more."""
+    engine, book = unfilled()
+    search = engine.reoffer(book, NOW + 60, 20_000.0, DEE).search
+    assert search is not None
+    out = engine.open_wave(book, search.wave, [], NOW + 60, search)
+    assert book.job.state is JobState.UNFILLED
+    assert kinds(out) == ["wave", "unfilled"]
+
+
+def test_an_unfilled_job_may_be_assigned_directly() -> None:
+    """Assigning an unfilled job reopens it and assigns it in one step."""
+    engine, book = unfilled()
+    out = engine.assign_to(book, cand("w-4"), NOW + 90, DEE)
+    assert (book.job.state, book.job.worker_id) == (JobState.ASSIGNED, "w-4")
+    assert kinds(out) == ["reopened", "assigned"]

@@ -257,3 +257,26 @@ async def test_lists_and_actions_never_reach_another_organisation(server: LiveSe
     assert (detail["state"], detail["worker_id"]) == ("open", None)
     assert (await server.get_worker(org, wid))["status"] == "available"
     assert types_of(await theirs.pending()) == []
+
+
+async def test_an_unfilled_job_is_reoffered_to_whoever_came_since(server: LiveServer) -> None:
+    """A job nobody could take is unfilled; once a technician is around, a re-offer opens it
+    again and their phone gets the offer, and the log says who reopened it."""
+    org, dee = await setup(server)
+    job = await server.post_job(org, *PARIS, skills=[SKILL])
+    assert (await server.get_job(org, job["id"]))["state"] == "unfilled"
+    phone = await server.on_duty(org, "later", [SKILL], offset(PARIS, 400.0, 0.0))
+    await phone.assert_quiet()  # an unfilled job is offered to nobody by itself
+
+    r = await server.http.post(
+        f"/v1/jobs/{job['id']}/reoffer", json={"radius_m": 1_000}, headers=dee.headers
+    )
+    assert ok(r)["state"] == "open"
+    offer = await phone.recv_type("offer")
+    assert offer["job"]["id"] == job["id"]
+    history = (await server.get_job(org, job["id"]))["history"]
+    reopened = next(e for e in history if e["kind"] == "reopened")
+    assert reopened["data"] == {"by": {"role": "dispatcher", "id": dee.id}}
+    await phone.request({"type": "accept", "offer_id": offer["offer_id"]}, "assigned")
+    r = await server.http.post(f"/v1/jobs/{job['id']}/reoffer", headers=dee.headers)
+    refused(r, 409, "illegal_transition")
