@@ -52,8 +52,8 @@ __all__ = ["Console", "JobDetail", "Ranked"]
 
 log = logging.getLogger("fieldcloud.dispatch")
 
-CANDIDATE_PAGE = 1_000
-"""Workers read per page while gathering a job's candidates."""
+CANDIDATE_PAGE = 20_000
+"""Workers read per page while gathering a job's candidates (one page, mostly)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,12 +2,15 @@
 
 ``MemoryListings`` reads the memory backend's own records (the worker and job
 stores it is built with), so what it lists is what the service changed, at
-once. A page sorts the organisation's records by id: linear in the
-organisation's size, which suits the single process this backend serves.
+once. A page scans the organisation's records: linear in the
+organisation's size (the ``limit + 1`` smallest ids of the matches), which
+suits the single process this backend serves. Like ``get_workers``, a
+worker page holds the live records: treat them as read-only.
 """
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import replace
 
 from ..listing import JobQuery, ListedJob, Page, WorkerQuery, matches_job, matches_worker, page_of
@@ -54,26 +57,28 @@ class MemoryListings:
 
     async def workers(self, org_id: str, query: WorkerQuery) -> Page[Worker]:
         after = query.after or ""
-        found = sorted(
+        found = heapq.nsmallest(
+            query.limit + 1,
             (
                 w
                 for w in self._workers._workers.values()
                 if w.org_id == org_id and w.id > after and matches_worker(w, query)
             ),
             key=lambda w: w.id,
-        )[: query.limit + 1]
-        return page_of([replace(w) for w in found], [w.id for w in found], query.limit)
+        )
+        return page_of(found, [w.id for w in found], query.limit)
 
     async def jobs(self, org_id: str, query: JobQuery) -> Page[ListedJob]:
         after = query.after or ""
-        found = sorted(
+        found = heapq.nsmallest(
+            query.limit + 1,
             (
                 j
                 for j in self._jobs._jobs.values()
                 if j.org_id == org_id and j.id > after and matches_job(j, query)
             ),
             key=lambda j: j.id,
-        )[: query.limit + 1]
+        )
         listed = [
             ListedJob(
                 replace(j),

@@ -168,7 +168,7 @@ class Listings(Protocol):
     """The lists a dispatcher reads (``dispatch.listing``: filters and keyset pages)."""
 
     async def workers(self, org_id: str, query: WorkerQuery) -> Page[Worker]:
-        """A page of the organisation's workers matching ``query``, by id."""
+        """A page of the organisation's workers matching ``query``, by id (read-only)."""
         ...
 
     async def jobs(self, org_id: str, query: JobQuery) -> Page[ListedJob]:

@@ -2,29 +2,41 @@
 
 Jobs are filtered entirely in SQL (``jobs_org_id``, ``jobs_org_updated`` and
 the open-job indexes of migrations 0001 and 0012). Workers are filtered in
-SQL by status, kind and skill; their last fix lives in the ``FixCache``
-(Redis), so the bounding box and ``updated_since`` are applied to each
-batch of rows after its fixes are read, batch after batch in id order until
-the page is full — the same rule (``listing.matches_worker``) as the memory
-backend.
+SQL by status, kind and skill; their last fix lives in Redis (``OrgFixes``),
+so a page with a fix filter (bounding box, ``updated_since``) reads the
+organisation's fixes first (one ``HGETALL``), keeps the ids whose fix passes,
+and asks PostgreSQL for the page among those ids (one statement): two round
+trips whatever the filter keeps. Together they are ``listing.matches_worker``,
+the memory backend's rule (the contract tests hold both to it).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 import asyncpg
 
-from ...listing import JobQuery, ListedJob, Page, WorkerQuery, matches_worker, page_of
-from ...models import Offer, Worker
+from ...listing import JobQuery, ListedJob, Page, WorkerQuery, in_bbox, page_of
+from ...models import Fix, Offer, Worker
 from .jobs import JOBS, OFFERS, _job, _offer
 from .pool import Q
 from .workers import WORKERS, FixCache, _worker
 
 __all__ = ["PgListings"]
 
-WORKER_BATCH = 500
-"""Rows read per round while a fix filter (bbox, updated_since) thins them out."""
+
+class OrgFixes(FixCache, Protocol):
+    """A ``FixCache`` that can also hand out all of one organisation's fixes."""
+
+    async def org_fixes(self, org_id: str) -> Mapping[str, Fix]: ...
+
+
+def _fix_passes(fix: Fix, query: WorkerQuery) -> bool:
+    """Whether ``fix`` passes the query's fix filters (bounding box, ``updated_since``)."""
+    if query.bbox is not None and not in_bbox(fix.lat, fix.lng, query.bbox):
+        return False
+    return query.updated_since is None or fix.at >= query.updated_since
 
 
 class _Where:
@@ -45,41 +57,34 @@ class _Where:
 
 
 class PgListings:
-    """``Listings`` over PostgreSQL, with the workers' fixes from a ``FixCache``."""
+    """``Listings`` over PostgreSQL, with the workers' fixes from ``OrgFixes``."""
 
-    def __init__(self, pool: asyncpg.Pool, fixes: FixCache) -> None:
+    def __init__(self, pool: asyncpg.Pool, fixes: OrgFixes) -> None:
         self._q = Q(pool)
         self._fixes = fixes
 
     async def workers(self, org_id: str, query: WorkerQuery) -> Page[Worker]:
-        thin = query.bbox is not None or query.updated_since is not None
-        batch = WORKER_BATCH if thin else query.limit + 1
-        found: list[Worker] = []
-        after = query.after
-        while len(found) <= query.limit:
-            where = _Where(org_id, after)
-            if query.statuses:
-                where.add("availability = ANY({0}::text[])", sorted(s for s in query.statuses))
-            if query.kinds:
-                where.add("kind = ANY({0}::text[])", sorted(k for k in query.kinds))
-            if query.skill is not None:
-                where.add("{0} = ANY(skills)", query.skill)
-            rows = await self._q.fetch(
-                f"SELECT {WORKERS.select} FROM workers WHERE {where.sql()}"
-                f" ORDER BY id LIMIT ${len(where.args) + 1}",
-                *where.args,
-                batch,
-            )
-            fixes = await self._fixes.get_fixes({org_id: [r["id"] for r in rows]}) if rows else {}
-            found.extend(
-                w
-                for w in (_worker(r, fixes.get(r["id"])) for r in rows)
-                if matches_worker(w, query)
-            )
-            if len(rows) < batch:
-                break
-            after = rows[-1]["id"]
-        found = found[: query.limit + 1]
+        where = _Where(org_id, query.after)
+        fixes: Mapping[str, Fix] | None = None
+        if query.bbox is not None or query.updated_since is not None:
+            fixes = await self._fixes.org_fixes(org_id)
+            kept = sorted(w for w, fix in fixes.items() if _fix_passes(fix, query))
+            where.add("id = ANY({0}::text[])", kept)
+        if query.statuses:
+            where.add("availability = ANY({0}::text[])", sorted(s for s in query.statuses))
+        if query.kinds:
+            where.add("kind = ANY({0}::text[])", sorted(k for k in query.kinds))
+        if query.skill is not None:
+            where.add("{0} = ANY(skills)", query.skill)
+        rows = await self._q.fetch(
+            f"SELECT {WORKERS.select} FROM workers WHERE {where.sql()}"
+            f" ORDER BY id LIMIT ${len(where.args) + 1}",
+            *where.args,
+            query.limit + 1,
+        )
+        if fixes is None and rows:
+            fixes = await self._fixes.get_fixes({org_id: [r["id"] for r in rows]})
+        found = [_worker(r, (fixes or {}).get(r["id"])) for r in rows]
         return page_of(found, [w.id for w in found], query.limit)
 
     async def jobs(self, org_id: str, query: JobQuery) -> Page[ListedJob]:
