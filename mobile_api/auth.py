@@ -2,14 +2,14 @@
 
 Roles (``Role``), each with its own kind of secret:
 
-=========  ================================  ====================================
-role       secret                            may
-=========  ================================  ====================================
-admin      ``FIELDCLOUD_ADMIN_TOKEN``        create organisations
-org        an organisation's API key         manage its workers and jobs
-worker     a worker's device token           open ``/v1/ws/worker``
-dispatcher a dispatcher's token              read lists, assign, re-offer, cancel
-=========  ================================  ====================================
+==========  ================================  ======================================
+role        secret                            may
+==========  ================================  ======================================
+admin       ``FIELDCLOUD_ADMIN_TOKEN``        create organisations
+org         an organisation's API key         manage its workers and jobs
+worker      a worker's device token           open ``/v1/ws/worker``
+dispatcher  a dispatcher's token              read lists, assign, re-offer, cancel
+==========  ================================  ======================================
 
 Rules for handlers (HTTP routes and socket handshakes):
 
@@ -83,10 +83,10 @@ class Principal:
     """The organisation the caller acts for; None only for the admin."""
     worker_id: str | None = None
     """The worker a device token belongs to; None for every other role."""
-    dispatcher_id: str | None = None
-    """The dispatcher a dispatcher token belongs to; None for every other role."""
     worker: Worker | None = field(default=None, compare=False, repr=False)
     """The worker's record as read while authenticating (saves the handshake a read)."""
+    dispatcher_id: str | None = None
+    """The dispatcher a dispatcher token belongs to; None for every other role."""
 
     @property
     def tenant(self) -> str:
@@ -123,7 +123,7 @@ async def _device_token(service: DispatchService, secret: str) -> Principal | No
     worker = await service.worker_for_token(secret)
     if worker is None:
         return None
-    return Principal(Role.WORKER, worker.org_id, worker.id, worker=worker)
+    return Principal(Role.WORKER, worker.org_id, worker.id, worker)
 
 
 async def _dispatcher_token(service: DispatchService, secret: str) -> Principal | None:
