@@ -303,12 +303,21 @@ class DispatchService:
         return True
 
     async def set_status(self, worker_id: str, status: Availability) -> None:
-        """Go available, busy or off duty; leaving ``available`` withdraws offers."""
+        """Go available, busy or off duty; leaving ``available`` withdraws offers.
+
+        A worker holding a job stays busy until it ends: going available or off
+        duty raises ``NotEligible`` naming the job (finish it, or ``release``
+        it before arriving); ``busy`` is what they are, and is accepted.
+        """
         worker = await self._worker(worker_id)
-        if status is Availability.AVAILABLE:
+        if status is not Availability.BUSY:
             active = await self.stores.jobs.active_job_of(worker_id)
             if active is not None:
-                raise NotEligible(f"finish job {active.id} before going available")
+                going = "available" if status is Availability.AVAILABLE else "off duty"
+                raise NotEligible(
+                    f"job {active.id} is yours: finish or release it before going {going}",
+                    job_id=active.id,
+                )
         await self.stores.workers.set_availability(worker_id, status)
         worker.availability = status
         if status is Availability.AVAILABLE:
@@ -372,6 +381,24 @@ class DispatchService:
             return self.engine.progress(book, worker_id, state, now)
 
         return (await self._step(job_id, progress)).job
+
+    async def release(self, worker_id: str, job_id: str, reason: str = "") -> Job:
+        """The assigned worker hands the job back before arriving on site.
+
+        The job is open again and offered at once from wave 1 to workers never
+        offered it (not to the releasing worker); the worker is available again
+        in the same transaction, and the release is in the job's history with
+        ``reason``. Raises ``NotFound`` (not this worker's job) or
+        ``IllegalTransition`` (on site already, or finished). Returns the job as
+        committed, with its new wave.
+        """
+
+        async def release(book: JobBook, now: float) -> Outcome:
+            return self.engine.release(book, worker_id, now, reason)
+
+        book = await self._step(job_id, release)
+        self._open_jobs_seen[book.job.org_id] = (self.clock(), True)
+        return book.job
 
     # -- time ------------------------------------------------------------------
 

@@ -199,6 +199,9 @@ class MemoryJobStore:
 
     def _commit(self, book: JobBook) -> None:
         job = book.job
+        before = self._jobs[job.id].worker_id
+        if before is not None and before != job.worker_id and self._active_job(before) == job.id:
+            del self._active_of_worker[before]  # released: no longer theirs
         self._jobs[job.id] = job
         for offer in book.offers.values():
             if offer.id not in self._offers:
@@ -244,6 +247,9 @@ class MemoryJobStore:
     async def pending_offers_of(self, worker_id: str) -> list[Offer]:
         ids = self._pending_of_worker.get(worker_id, ())
         return [replace(self._offers[o]) for o in ids]
+
+    def _active_job(self, worker_id: str) -> str | None:
+        return self._active_of_worker.get(worker_id)
 
     async def active_job_of(self, worker_id: str) -> Job | None:
         job_id = self._active_of_worker.get(worker_id)
