@@ -255,6 +255,9 @@ class DispatchService:
     ) -> Worker:
         """Record a fix; an available worker is indexed and offered open jobs in reach.
 
+        An off-duty worker's fix is dropped: not stored, not indexed, not
+        matched (the worker is returned as known, without it).
+
         ``known`` is the caller's recent snapshot of the worker (a socket keeps
         one); passing it saves a store read per fix, and its ``fix`` is updated
         in place. Returns the worker as now known, with the new fix. Open jobs
@@ -273,6 +276,8 @@ class DispatchService:
         if accuracy_m is not None and (not math.isfinite(accuracy_m) or accuracy_m < 0):
             raise InvalidInput("accuracy_m must be a non-negative number")
         worker = known if known is not None else await self._worker(worker_id)
+        if worker.availability is Availability.OFF_DUTY:
+            return worker  # an off-duty position is neither stored nor shared
         fix = Fix(lat, lng, accuracy_m, at)
         stored = self.stores.workers.set_fix(worker.org_id, worker_id, fix)
         worker.fix = fix
@@ -307,7 +312,9 @@ class DispatchService:
 
         A worker holding a job stays busy until it ends: going available or off
         duty raises ``NotEligible`` naming the job (finish it, or ``release``
-        it before arriving); ``busy`` is what they are, and is accepted.
+        it before arriving); ``busy`` is what they are, and is accepted. Going
+        off duty deletes the last fix and the index entry before anything
+        else; a later fix of the off-duty worker is not stored.
         """
         worker = await self._worker(worker_id)
         if status is not Availability.BUSY:
@@ -323,6 +330,9 @@ class DispatchService:
         if status is Availability.AVAILABLE:
             await self._back_on_the_map(worker)
         else:
+            if status is Availability.OFF_DUTY:
+                await self.stores.workers.forget_fix(worker.org_id, worker.id)
+                worker.fix = None
             await self._off_the_map(worker)
 
     async def accept(self, worker_id: str, offer_id: str) -> Assignment:

@@ -93,6 +93,11 @@ class MemoryWorkerStore:
         if worker is not None and worker.org_id == org_id:
             worker.fix = fix
 
+    async def forget_fix(self, org_id: str, worker_id: str) -> None:
+        worker = self._workers.get(worker_id)
+        if worker is not None and worker.org_id == org_id:
+            worker.fix = None
+
     async def set_availability(self, worker_id: str, availability: Availability) -> None:
         worker = self._workers.get(worker_id)
         if worker is not None:

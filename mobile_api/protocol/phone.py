@@ -289,6 +289,8 @@ class PhoneProtocol:
 
     def status_set(self, call: SetStatus) -> None:
         self.worker.availability = call.status
+        if call.status is Availability.OFF_DUTY:
+            self.worker.fix = None  # the server forgot it too
         self._reply({"type": "status", "status": call.status.value})
 
     def accepted(self, call: Accept) -> None:
