@@ -331,9 +331,22 @@ class DispatchService:
             await self._back_on_the_map(worker)
         else:
             if status is Availability.OFF_DUTY:
-                await self.stores.workers.forget_fix(worker.org_id, worker.id)
+                await self.forget_position(worker.org_id, worker.id)
                 worker.fix = None
             await self._off_the_map(worker)
+
+    async def forget_position(self, org_id: str, worker_id: str) -> None:
+        """Delete the worker's last fix and index entry; their next fix brings them back.
+
+        For a worker going off duty, and one whose phone has been gone longer
+        than the retention setting. ``org_id`` must be the worker's own.
+        """
+        self._reach_checked.pop(worker_id, None)
+        forgotten = self.stores.workers.forget_fix(org_id, worker_id)
+        try:  # both writes may share one round trip
+            await self.stores.locations.remove(org_id, worker_id)
+        finally:
+            await forgotten
 
     async def accept(self, worker_id: str, offer_id: str) -> Assignment:
         """Take an offer. Of concurrent accepts for one job exactly one wins.

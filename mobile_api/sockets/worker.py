@@ -144,7 +144,7 @@ class PhoneSession(Session):
             self.open = False
             self.protocol.closed()
             stop()
-            rt.unregister(self)
+            rt.left(self, self.protocol.worker.org_id)
             if self.writer is not None:
                 self.writer.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
