@@ -312,20 +312,20 @@ class DispatchService:
 
         A worker holding a job stays busy until it ends: going available or off
         duty raises ``NotEligible`` naming the job (finish it, or ``release``
-        it before arriving); ``busy`` is what they are, and is accepted. Going
-        off duty deletes the last fix and the index entry before anything
-        else; a later fix of the off-duty worker is not stored.
+        it before arriving); ``busy`` is what they are, and is accepted. The
+        check is made again after the write, so an accept committed in between
+        is not overwritten (the worker is set back to busy). Going off duty
+        deletes the last fix and the index entry before pending offers are
+        withdrawn; a later fix of the off-duty worker is not stored.
         """
         worker = await self._worker(worker_id)
-        if status is not Availability.BUSY:
-            active = await self.stores.jobs.active_job_of(worker_id)
-            if active is not None:
-                going = "available" if status is Availability.AVAILABLE else "off duty"
-                raise NotEligible(
-                    f"job {active.id} is yours: finish or release it before going {going}",
-                    job_id=active.id,
-                )
+        await self._check_free(worker_id, status)
         await self.stores.workers.set_availability(worker_id, status)
+        try:
+            await self._check_free(worker_id, status)
+        except NotEligible:
+            await self.stores.workers.set_availability(worker_id, Availability.BUSY)
+            raise
         worker.availability = status
         if status is Availability.AVAILABLE:
             await self._back_on_the_map(worker)
@@ -334,6 +334,18 @@ class DispatchService:
                 await self.forget_position(worker.org_id, worker.id)
                 worker.fix = None
             await self._off_the_map(worker)
+
+    async def _check_free(self, worker_id: str, status: Availability) -> None:
+        """Raise ``NotEligible`` naming the worker's job, if they hold one, unless going busy."""
+        if status is Availability.BUSY:
+            return
+        active = await self.stores.jobs.active_job_of(worker_id)
+        if active is not None:
+            going = "available" if status is Availability.AVAILABLE else "off duty"
+            raise NotEligible(
+                f"job {active.id} is yours: finish or release it before going {going}",
+                job_id=active.id,
+            )
 
     async def forget_position(self, org_id: str, worker_id: str) -> None:
         """Delete the worker's last fix and index entry; their next fix brings them back.

@@ -7,6 +7,8 @@ at once to others, through the job's transaction and the outbox.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from dispatch.config import DispatchConfig
@@ -109,3 +111,38 @@ async def test_a_release_after_arriving_or_of_a_foreign_job_is_refused(backend: 
         await service.release(holder, job_id, "")
     assert (await backend.stores.jobs.active_job_of(holder)) is not None
     assert await notices(backend.stores, other) == []
+
+
+class FirstLookMisses:
+    """Wraps a job store: the first ``active_job_of`` answers None, as if an accept
+    committed just after it looked."""
+
+    def __init__(self, inner: object) -> None:
+        self._inner = inner
+        self.missed = False
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._inner, name)
+
+    async def active_job_of(self, worker_id: str) -> object:
+        if not self.missed:
+            self.missed = True
+            return None
+        return await self._inner.active_job_of(worker_id)  # type: ignore[attr-defined]
+
+
+async def test_a_job_won_between_the_check_and_the_write_keeps_its_worker_busy(
+    backend: Backend,
+) -> None:
+    """Going off duty re-checks after writing: a job that arrived meanwhile wins, the worker
+    is set back to busy and told which job it is."""
+    service, _, job_id, holder, _ = await assigned_job(backend)
+    racing = FirstLookMisses(backend.stores.jobs)
+    service.stores = replace(backend.stores, jobs=racing)  # type: ignore[arg-type]
+    with pytest.raises(NotEligible) as info:
+        await service.set_status(holder, Availability.OFF_DUTY)
+    assert racing.missed
+    assert info.value.job_id == job_id
+    found = await backend.stores.workers.get_workers([holder])
+    assert found[holder].availability is Availability.BUSY
+    assert found[holder].fix is not None
