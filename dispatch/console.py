@@ -184,11 +184,11 @@ class Console:
             declined = [o for o in book.offers.values() if o.state is OfferState.DECLINED]
             reason = explain(worker, job, self._context(declined, now))
             if reason is not None and not override:
-                raise NotEligible(_refusal(worker, reason), reason.value)
+                raise NotEligible(_refusal(worker, reason), reason=reason.value)
             if override:
                 await stores.workers.set_availability(worker_id, Availability.BUSY)
             elif not await stores.workers.claim(worker_id):
-                raise NotEligible(_refusal(worker, Exclusion.BUSY), Exclusion.BUSY.value)
+                raise NotEligible(_refusal(worker, Exclusion.BUSY), reason=Exclusion.BUSY.value)
             fix = worker.fix
             distance = 0.0 if fix is None else haversine_m(job.lat, job.lng, fix.lat, fix.lng)
             overridden = None if reason is None else reason.value

@@ -151,9 +151,10 @@ class JobEvent:
 
     ``kind`` names what happened (``created``, ``wave``, ``offered``,
     ``declined``, ``expired``, ``assigned``, ``en_route``, ``on_site``,
-    ``completed``, ``cancelled``, ``unfilled``, ``withdrawn``, ``reopened``);
-    ``data`` holds JSON-ready details — for a change a dispatcher made, ``by``
-    (``Actor.as_data``). ``seq`` is assigned by the store, 1-based per job.
+    ``completed``, ``cancelled``, ``unfilled``, ``withdrawn``, ``released``,
+    ``reopened``); ``data`` holds JSON-ready details — for a change a
+    dispatcher made, ``by`` (``Actor.as_data``). ``seq`` is assigned by the
+    store, 1-based per job.
     """
 
     job_id: str

@@ -89,7 +89,7 @@ async def test_candidates_are_ranked_or_say_why_they_are_left_out(
     server: LiveServer, org: Org
 ) -> None:
     """Nearby workers come nearest first: the eligible ranked 1, 2, …, every other with the
-    first reason of the matching rules."""
+    first reason of the matching rules; an off-duty technician has no position to be near."""
     radius = server.settings.dispatch.radii_m[0]
     first = await server.on_duty(org, "first", [SKILL], offset(PARIS, 100.0, 0.0))
     decliner = await server.on_duty(org, "decliner", [SKILL], offset(PARIS, 200.0, 0.0))
@@ -117,7 +117,6 @@ async def test_candidates_are_ranked_or_say_why_they_are_left_out(
         ("first", None, "already_offered"),
         ("decliner", None, "declined"),
         ("unskilled", None, "missing_skills"),
-        ("resting", None, "off_duty"),
         ("stale", None, "stale_fix"),
         ("beyond", None, "out_of_radius"),
     ]
