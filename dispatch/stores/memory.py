@@ -41,6 +41,7 @@ from ..models import (
     Worker,
 )
 from ..offers import JobBook
+from .open311_memory import MemoryOpen311Store
 from .ports import LoggedNotice, Nearby, Notice, Stores
 
 
@@ -385,6 +386,7 @@ def memory_stores(resolution: int, log_size: int = 256) -> Stores:
         locations=MemoryLocationIndex(resolution),
         feed=MemoryWorkerFeed(log_size),
         outbox=outbox,
+        open311=MemoryOpen311Store(),
     )
 
 
