@@ -188,6 +188,8 @@ def _window(request: Request) -> tuple[float, float]:
         raise InvalidInput("end_date lies before start_date")
     if end - start > WINDOW_S:
         raise InvalidInput("start_date to end_date may not span more than 90 days")
+    if end_text and end == int(end):  # a time to the second includes that whole second
+        end += 0.999_999
     return start, end
 
 
