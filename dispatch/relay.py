@@ -64,6 +64,8 @@ class Relay:
                     await self._stores.outbox.delivered(batch)
                 except DispatchError as exc:  # delivered again later, which is harmless
                     log.warning("delivered effects not yet forgotten: %s", exc)
+                except Exception:
+                    log.exception("deleting delivered effects failed; they come again")
                 self._performed.difference_update(batch)
         finally:
             self._forgetting = None

@@ -95,6 +95,9 @@ OUTBOUND_LIMIT = 1024
 SNAPSHOT_MAX_AGE_S = 15.0
 """How long the worker snapshot stands in for a store read (see the module docstring)."""
 
+_decode = phone_decoder.decode
+"""Bound once: looking the method up per frame costs a bound-method object each time."""
+
 
 class State(Enum):
     """Where a socket is: replaying its log, live, or closed."""
@@ -236,7 +239,7 @@ class PhoneProtocol:
     def receive_text(self, text: str) -> Call | None:
         """A text frame from the phone; answered in ``replies``, or by the call returned."""
         try:
-            msg = phone_decoder.decode(text)
+            msg = _decode(text)
         except msgspec.ValidationError as exc:
             self._reply(_validation_error(text, exc))
             return None

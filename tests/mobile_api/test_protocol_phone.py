@@ -8,8 +8,6 @@ it carries out nothing, it hands the protocol what a call would return.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -428,17 +426,3 @@ def test_a_binary_frame_gets_an_error_frame(config: PhoneConfig) -> None:
     assert take(proto) == [
         {"type": "error", "code": "invalid_message", "message": "send JSON text frames"}
     ]
-
-
-def test_the_protocol_package_imports_no_io_framework() -> None:
-    """``mobile_api.protocol`` loads without asyncio, starlette, uvicorn, websockets or a
-    store backend (a fresh interpreter, so nothing else imported them first)."""
-    code = (
-        "import sys, mobile_api.protocol.phone\n"
-        "banned = ('asyncio', 'starlette', 'uvicorn', 'websockets', 'redis', 'asyncpg')\n"
-        "print(sorted(m for m in banned if m in sys.modules))\n"
-    )
-    found = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
-    )
-    assert found.stdout.strip() == "[]"
