@@ -25,7 +25,7 @@ from typing import Any
 
 from ..credentials import digest, new_secret
 from ..errors import InvalidInput, NotFound
-from ..models import Organisation
+from ..models import Fix, Job, JobState, Organisation
 from ..service import DispatchService
 from ..stores.ports import Open311Store, Stores
 from .models import ClientKey, Contact, ServiceDefinition, ServiceRequest
@@ -188,17 +188,35 @@ class Open311Service:
             raise NotFound("token", token)
         return found
 
-    async def view(self, org: Organisation, request: ServiceRequest) -> dict[str, Any]:
-        """The request's live GeoReport view (``status.request_view``)."""
-        job_view = await self.dispatch.get_job(org.id, request.job_id)
-        job = job_view.job
-        fix = None
-        if job.worker_id is not None:
-            crew = await self.dispatch.stores.workers.get_workers([job.worker_id])
-            worker = crew.get(job.worker_id)
-            fix = None if worker is None else worker.fix
-        progress = Progress(job_view.history, fix)
+    async def view(
+        self,
+        org: Organisation,
+        request: ServiceRequest,
+        job: Job | None = None,
+        crew_fix: Fix | None = None,
+    ) -> dict[str, Any]:
+        """The request's live GeoReport view (``status.request_view``).
+
+        ``job`` and ``crew_fix`` save reads when the caller has them (``find``
+        reads them for a whole list at once). The job's history is read only
+        while the crew is on site (for the arrival time), the crew's last fix
+        only while it is assigned or on its way (for the ETA).
+        """
+        if job is None:
+            job = await self.dispatch.stores.jobs.get_job(org.id, request.job_id)
+            if job is None:
+                raise NotFound("service request", request.id)
+        if crew_fix is None and job.worker_id is not None and job.state in _ON_THE_WAY:
+            crew_fix = (await self._fixes([job.worker_id])).get(job.worker_id)
+        history = []
+        if job.state is JobState.ON_SITE:
+            history = await self.dispatch.stores.jobs.history(org.id, job.id)
+        progress = Progress(history, crew_fix)
         return request_view(request, job, progress, org.name, self.travel_speed_mps)
+
+    async def _fixes(self, worker_ids: Sequence[str]) -> dict[str, Fix]:
+        crew = await self.dispatch.stores.workers.get_workers(worker_ids)
+        return {w.id: w.fix for w in crew.values() if w.fix is not None}
 
     async def find(
         self,
@@ -210,16 +228,26 @@ class Open311Service:
         until: float | None = None,
         statuses: Sequence[str] | None = None,
     ) -> list[dict[str, Any]]:
-        """Views of the requests ``GET requests`` asks for (the edge fills in the window)."""
+        """Views of the requests ``GET requests`` asks for (the edge fills in the window).
+
+        Reads the requests, their jobs and their crews' fixes in one batch each.
+        """
         found = await self.store.find_requests(
             org.id, ids=ids, codes=codes, since=since, until=until, limit=MAX_RESULTS
         )
+        jobs = await self.dispatch.stores.jobs.get_jobs(org.id, [r.job_id for r in found])
+        moving = [j.worker_id for j in jobs.values() if j.worker_id and j.state in _ON_THE_WAY]
+        fixes = await self._fixes(moving) if moving else {}
         views = []
         for request in found:
-            job = await self.dispatch.stores.jobs.get_job(org.id, request.job_id)
+            job = jobs.get(request.job_id)
             if job is None:
                 continue
             if ids is None and statuses is not None and status_of(job) not in statuses:
                 continue
-            views.append(await self.view(org, request))
+            fix = None if job.worker_id is None else fixes.get(job.worker_id)
+            views.append(await self.view(org, request, job, fix))
         return views
+
+
+_ON_THE_WAY = frozenset({JobState.ASSIGNED, JobState.EN_ROUTE})

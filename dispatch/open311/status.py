@@ -16,7 +16,8 @@ cancelled       closed    ``cancelled``
 
 ``expected_datetime`` appears once a technician has accepted: the arrival
 expected from the technician's last fix at ``travel_speed_mps`` in a straight
-line (from the time of that fix), or — once on site — the time they arrived.
+line (from the time of that fix), then — while on site — the time they
+arrived; a closed request has none (``updated_datetime`` says when it closed).
 ``updated_datetime`` is the job's last change (for a closed request, when it
 closed). Rules for callers: pass the technician's fix only to compute the
 time; the view never carries a technician's identity, id or position, nor the
@@ -90,7 +91,7 @@ class Progress:
 
 def expected_at(job: Job, progress: Progress, travel_speed_mps: float) -> float | None:
     """When the crew is expected on site, or arrived there; None before an accept."""
-    if job.state is JobState.ON_SITE or job.state is JobState.COMPLETED:
+    if job.state is JobState.ON_SITE:
         arrived = [e.at for e in progress.history if e.kind == "on_site"]
         return arrived[-1] if arrived else None
     if job.state not in (JobState.ASSIGNED, JobState.EN_ROUTE):

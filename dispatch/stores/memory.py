@@ -178,6 +178,13 @@ class MemoryJobStore:
             return None
         return replace(job)
 
+    async def get_jobs(self, org_id: str, job_ids: Sequence[str]) -> dict[str, Job]:
+        return {
+            i: replace(job)
+            for i in job_ids
+            if (job := self._jobs.get(i)) is not None and job.org_id == org_id
+        }
+
     async def history(self, org_id: str, job_id: str) -> list[JobEvent]:
         job = self._jobs.get(job_id)
         if job is None or job.org_id != org_id:

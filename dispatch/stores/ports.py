@@ -112,6 +112,10 @@ class JobStore(Protocol):
 
     async def get_job(self, org_id: str, job_id: str) -> Job | None: ...
 
+    async def get_jobs(self, org_id: str, job_ids: Sequence[str]) -> dict[str, Job]:
+        """The organisation's jobs among ``job_ids``, by id (one read for a list view)."""
+        ...
+
     async def history(self, org_id: str, job_id: str) -> list[JobEvent]: ...
 
     def transaction(self, job_id: str) -> AbstractAsyncContextManager[JobBook]:

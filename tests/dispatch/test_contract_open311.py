@@ -12,7 +12,7 @@ from dispatch.open311.models import (
     ServiceRequest,
 )
 from dispatch.stores.ports import Open311Store
-from tests.dispatch.backends import Backend, add_org, new_id
+from tests.dispatch.backends import Backend, add_job, add_org, new_id
 
 DAY = 86_400.0
 
@@ -134,3 +134,16 @@ async def test_requests_are_found_by_window_and_code_newest_first(backend: Backe
     )
     assert [r.id for r in by_id] == [old.id]
     assert len(await store(backend).find_requests(org.id, limit=2)) == 2
+
+
+async def test_jobs_are_read_in_one_batch_in_their_organisation_only(backend: Backend) -> None:
+    """get_jobs answers the organisation's jobs among the ids, by id, and skips others."""
+    org, other = await add_org(backend.stores), await add_org(backend.stores, "Other")
+    first, second = await add_job(backend.stores, org.id), await add_job(backend.stores, org.id)
+    foreign = await add_job(backend.stores, other.id)
+    found = await backend.stores.jobs.get_jobs(org.id, [first.id, second.id, foreign.id, "job_x"])
+    assert found == {
+        first.id: await backend.stores.jobs.get_job(org.id, first.id),
+        second.id: await backend.stores.jobs.get_job(org.id, second.id),
+    }
+    assert await backend.stores.jobs.get_jobs(org.id, []) == {}

@@ -164,6 +164,8 @@ def test_the_expected_time_comes_from_the_crews_distance_then_its_arrival() -> N
         REQUEST, job(JobState.ON_SITE, "wrk_1"), Progress([arrived], fix), "", 10.0
     )
     assert on_site["expected_datetime"] == w3(300.0)
+    done = request_view(REQUEST, job(JobState.COMPLETED, "wrk_1"), Progress([arrived]), "", 10.0)
+    assert done["expected_datetime"] is None
     for view in (assigned, on_site):
         assert "wrk_1" not in str(view)
         assert str(fix.lat) not in str(view)
