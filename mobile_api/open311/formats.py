@@ -22,6 +22,7 @@ from typing import Any
 
 from starlette.responses import Response
 
+from ..errors import RESPONSE_HEADERS
 from ..schemas import encoder
 
 FORMATS = ("json", "xml")
@@ -70,13 +71,17 @@ def to_xml(root: str, payload: Any) -> bytes:
     return (XML_DECLARATION + ET.tostring(element, encoding="unicode")).encode("utf-8")
 
 
-def render(fmt: str, root: str, payload: Any, status: int = 200) -> Response:
+def render(
+    fmt: str, root: str, payload: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
     """A response with ``payload`` in format ``fmt`` (``root`` names the XML root)."""
     body = to_xml(root, payload) if fmt == "xml" else encoder.encode(payload)
-    return Response(body, status_code=status, media_type=MEDIA_TYPES[fmt])
+    return Response(body, status_code=status, media_type=MEDIA_TYPES[fmt], headers=headers)
 
 
 def error(fmt: str, status: int, description: str) -> Response:
-    """The specification's error body, with ``status`` as HTTP status and code."""
+    """The specification's error body, with ``status`` as HTTP status and code, and the
+    headers every error of that status carries (``errors.RESPONSE_HEADERS``)."""
     fmt = fmt if fmt in FORMATS else "json"
-    return render(fmt, "errors", [{"code": status, "description": description}], status)
+    body = [{"code": status, "description": description}]
+    return render(fmt, "errors", body, status, RESPONSE_HEADERS.get(status))

@@ -463,3 +463,13 @@ async def test_another_jurisdictions_requests_are_not_found(server: LiveServer) 
         "/open311/v2/requests.json", params={**other.jurisdiction, "service_request_id": request_id}
     )
     assert r.json() == []
+
+
+async def test_an_oversized_post_is_refused_and_the_connection_closed(server: LiveServer) -> None:
+    """A form over the body cap answers 413 in the spec's error body, closing the connection."""
+    c = await city(server)
+    r = await server.http.post("/open311/v2/requests.xml", data=report(c, description="x" * 70_000))
+    assert r.status_code == 413
+    assert errors_of(r, "xml")[0]["code"] == 413
+    assert r.headers["connection"] == "close"
+    assert (await post_report(server, c)).status_code == 201  # and it serves the next one
