@@ -31,6 +31,7 @@ LIMITS = {
     "description": 4000,
     "address_string": 500,
     "media_url": 2000,
+    "api_key": 4000,  # a longer key is simply nobody's: 403, like any wrong key
 }
 DEFAULT_LIMIT = 200
 

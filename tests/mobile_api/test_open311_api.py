@@ -287,6 +287,7 @@ async def test_a_posted_request_answers_its_id_and_becomes_a_job(
         ({"api_key": None}, 403, "api_key was not provided"),
         ({"api_key": "fco_not-a-key"}, 403, "not a valid Open311 client key"),
         ({"api_key": "not-even-prefixed"}, 403, "not a valid Open311 client key"),
+        ({"api_key": "fco_" + "x" * 600}, 403, "not a valid Open311 client key"),
         ({"service_code": None}, 400, "service_code was not provided"),
         ({"service_code": "nothing"}, 404, "service nothing not found"),
         ({"jurisdiction_id": "org_other"}, 404, "jurisdiction org_other not found"),
