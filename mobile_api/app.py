@@ -35,6 +35,7 @@ from dispatch.stores.memory import MemoryPresence, memory_stores
 from dispatch.stores.open311_memory import MemoryOpen311Store
 from dispatch.stores.ports import Stores
 
+from . import departures
 from .errors import ApiError, error_response, handle_api_error, handle_dispatch_error
 from .routes import ROUTES, SOCKETS
 from .runtime import Runtime
@@ -156,8 +157,9 @@ def create_app(
             MODES.get(mode, mode),
             settings.summary(),
         )
-        # 3. Background work: the deadline ticker, and the outbox sweeper that
-        #    delivers what an instance committed but did not deliver.
+        # 3. Background work: the deadline ticker, the outbox sweeper that
+        #    delivers what an instance committed but did not deliver, and the
+        #    sweep that forgets the positions of phones gone too long.
         background = [
             asyncio.create_task(
                 _repeat("deadline ticker", service.run_due, settings.tick_s),
@@ -166,6 +168,10 @@ def create_app(
             asyncio.create_task(
                 _repeat("outbox sweeper", service.sweep_outbox, OUTBOX_SWEEP_S),
                 name="outbox-sweeper",
+            ),
+            asyncio.create_task(
+                _repeat("departed phones", runtime.forget_departed, departures.SWEEP_S),
+                name="departed-phones",
             ),
         ]
         try:
