@@ -123,6 +123,10 @@ class DispatchService:
         self._reach_checked: dict[str, tuple[int, float]] = {}
         self._open_jobs_seen: dict[str, tuple[float, bool]] = {}
 
+    def new_id(self, prefix: str) -> str:
+        """A fresh id such as ``req_…`` from the service's id factory."""
+        return self._ids(prefix)
+
     # -- organisations and workers ---------------------------------------------
 
     async def create_org(self, name: str) -> tuple[Organisation, str]:

@@ -2,15 +2,7 @@
 
 Roles (``Role``), each with its own kind of secret:
 
-==========  ================================  ======================================
-role        secret                            may
-==========  ================================  ======================================
-admin       ``FIELDCLOUD_ADMIN_TOKEN``        create organisations
-org         an organisation's API key         manage its workers and jobs
-worker      a worker's device token           open ``/v1/ws/worker``
-dispatcher  a dispatcher's token              read lists, assign, re-offer, cancel
-==========  ================================  ======================================
-
+==========  ================================  ===============================
 Rules for handlers (HTTP routes and socket handshakes):
 
 1. Call ``authorize(headers, service, admin_token, *roles)`` before anything
@@ -44,6 +36,7 @@ from starlette.datastructures import Headers
 from dispatch.console import Console
 from dispatch.credentials import DEVICE_TOKEN, DISPATCHER_TOKEN, ORG_KEY, kind_of
 from dispatch.models import Actor, Worker
+from dispatch.open311.service import OPEN311_KEY, client_for_secret
 from dispatch.service import DispatchService
 
 from .errors import ApiError
@@ -63,6 +56,8 @@ class Role(enum.StrEnum):
     """A technician's device: the phone socket, for that worker only."""
     DISPATCHER = "dispatcher"
     """A person in the control room: the organisation's lists and hand-made changes."""
+    OPEN311 = "open311"
+    """A citizen app's Open311 client key: posts GeoReport requests and nothing else."""
 
 
 NEEDS: dict[Role, str] = {
@@ -70,6 +65,7 @@ NEEDS: dict[Role, str] = {
     Role.ORG: "an organisation API key",
     Role.WORKER: "a worker device token",
     Role.DISPATCHER: "a dispatcher token",
+    Role.OPEN311: "an Open311 client key",
 }
 """How a 403 names each role a call would have taken."""
 
@@ -133,10 +129,16 @@ async def _dispatcher_token(service: DispatchService, secret: str) -> Principal 
     )
 
 
+async def _open311_key(service: DispatchService, secret: str) -> Principal | None:
+    client = await client_for_secret(service.stores, secret)
+    return None if client is None else Principal(Role.OPEN311, client.org_id)
+
+
 LOOKUPS: dict[str, Lookup] = {
     ORG_KEY: _org_key,
     DEVICE_TOKEN: _device_token,
     DISPATCHER_TOKEN: _dispatcher_token,
+    OPEN311_KEY: _open311_key,
 }
 """The store lookup for each secret prefix (``dispatch.credentials``)."""
 

@@ -4,20 +4,7 @@
 returns a ``ProductionBackend`` whose ``stores`` the service uses and whose
 ``presence`` the websocket layer uses. What lives where:
 
-=====================  ==========  ==============================================
-port                   service     module
-=====================  ==========  ==============================================
-``OrgStore``           PostgreSQL  ``postgres.organisations.PgOrgStore``
-``WorkerStore``        PostgreSQL  ``postgres.workers.PgWorkerStore`` (last fix: ``redis.fixes``)
-``JobStore``           PostgreSQL  ``postgres.jobs.PgJobStore``
-``Outbox``             PostgreSQL  ``postgres.outbox.PgOutbox``
-``DispatcherStore``    PostgreSQL  ``postgres.dispatchers.PgDispatcherStore``
-``Listings``           PostgreSQL  ``postgres.lists.PgListings`` (fixes: ``redis.fixes``)
-``LocationIndex``      Redis       ``redis.index.RedisLocationIndex``
-``WorkerFeed``         Redis       ``redis.feed.RedisWorkerFeed``
-presence               Redis       ``redis.presence.RedisPresence``
-=====================  ==========  ==============================================
-
+=====================  ==========  =======================================
 Any number of instances may open the same database and Redis (same
 ``key_prefix``) and act as one; each needs its own ``instance_id``.
 
@@ -51,6 +38,7 @@ from .postgres.dispatchers import PgDispatcherStore
 from .postgres.jobs import PgJobStore
 from .postgres.lists import PgListings
 from .postgres.migrations import MigrationError, migrate, pending
+from .postgres.open311 import PgOpen311Store
 from .postgres.organisations import PgOrgStore
 from .postgres.outbox import PgOutbox
 from .postgres.pool import create_pool, pg_errors
@@ -145,6 +133,7 @@ async def open_production_stores(
         outbox=PgOutbox(pool),
         dispatchers=PgDispatcherStore(pool),
         lists=PgListings(pool, fixes),
+        open311=PgOpen311Store(pool),
     )
     return ProductionBackend(
         stores=stores,

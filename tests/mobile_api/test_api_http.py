@@ -81,6 +81,18 @@ PUBLIC = {("GET", "/healthz"), ("GET", "/readyz")}
 CONSOLE = {Role.ORG, Role.DISPATCHER}
 """The organisation's key and its dispatchers: the lists and the hand-made changes."""
 
+GEOREPORT = {
+    ("GET", "/open311/v2/discovery.{fmt}"),
+    ("GET", "/open311/v2/services.{fmt}"),
+    ("GET", "/open311/v2/services/{service_code}.{fmt}"),
+    ("GET", "/open311/v2/requests.{fmt}"),
+    ("GET", "/open311/v2/requests/{service_request_id}.{fmt}"),
+    ("GET", "/open311/v2/tokens/{token}.{fmt}"),
+    ("POST", "/open311/v2/requests.{fmt}"),
+}
+"""Open311 GeoReport: reads are open, a post carries its ``api_key`` in the form
+(tests/mobile_api/test_open311_api.py checks both)."""
+
 ROLES_OF: dict[tuple[str, str], set[Role]] = {
     ("POST", "/v1/orgs"): {Role.ADMIN},
     ("POST", "/v1/workers"): {Role.ORG},
@@ -97,6 +109,11 @@ ROLES_OF: dict[tuple[str, str], set[Role]] = {
     ("POST", "/v1/dispatchers"): {Role.ORG},
     ("GET", "/v1/dispatchers"): {Role.ORG},
     ("DELETE", "/v1/dispatchers/{dispatcher_id}"): {Role.ORG},
+    ("GET", "/v1/services"): {Role.ORG},
+    ("PUT", "/v1/services/{service_code}"): {Role.ORG},
+    ("DELETE", "/v1/services/{service_code}"): {Role.ORG},
+    ("POST", "/v1/open311/keys"): {Role.ORG},
+    ("DELETE", "/v1/open311/keys/{key_id}"): {Role.ORG},
 }
 """The roles each protected route takes; every other role is refused 403."""
 
@@ -107,13 +124,14 @@ BODIES: dict[str, dict[str, Any]] = {
     "/v1/workers/{worker_id}/status": {"status": "off_duty"},
     "/v1/jobs/{job_id}/assign": {"worker_id": "wrk_x"},
     "/v1/jobs/{job_id}/reoffer": {},
+    "/v1/open311/keys": {"name": "X"},
 }
 
 
 def test_every_route_says_which_roles_it_takes() -> None:
     """The role table covers the route table exactly, so a new route cannot be left out."""
     served = {(m, r.path) for r in ROUTES if isinstance(r, Route) for m in r.methods or ()}
-    assert served - {("HEAD", path) for _, path in served} == PUBLIC | set(ROLES_OF)
+    assert served - {("HEAD", path) for _, path in served} == PUBLIC | GEOREPORT | set(ROLES_OF)
 
 
 async def test_each_route_refuses_every_role_it_does_not_take_403(
@@ -122,20 +140,28 @@ async def test_each_route_refuses_every_role_it_does_not_take_403(
     """A valid secret of a role the route does not take answers 403; one it takes passes."""
     cred = await server.create_worker(org, "Ann")
     dispatcher = await server.create_dispatcher(org, "Dee")
+    r = await server.http.post("/v1/open311/keys", json={"name": "app"}, headers=org.headers)
     secrets = {
         Role.ADMIN: ADMIN_TOKEN,
         Role.ORG: org.key,
         Role.WORKER: cred.token,
         Role.DISPATCHER: dispatcher.token,
+        Role.OPEN311: r.json()["api_key"],
     }
     assert set(secrets) == set(Role), "every role is tried on every route"
     for (method, path), allowed in ROLES_OF.items():
-        url = path.format(worker_id=cred.id, job_id="job_x", dispatcher_id="dsp_x")
+        url = path.format(
+            worker_id=cred.id,
+            job_id="job_x",
+            dispatcher_id="dsp_x",
+            service_code="x",
+            key_id="o3k_x",
+        )
         for role, secret in secrets.items():
             r = await server.http.request(
                 method,
                 url,
-                json=BODIES.get(path, JOB) if method == "POST" else None,
+                json=BODIES.get(path, JOB) if method in ("POST", "PUT") else None,
                 headers={"Authorization": f"Bearer {secret}"},
             )
             if role in allowed:
