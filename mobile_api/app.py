@@ -4,7 +4,7 @@
 lifespan starts. The lifespan opens the stores (in-process, or PostgreSQL +
 Redis in production), builds the ``DispatchService``, starts the deadline
 ticker and the outbox sweeper, and on shutdown tears it all down in order
-(see ``lifespan``).
+(the sequence is ``shutdown``'s module docstring).
 
 The websocket endpoints (``routes.SOCKETS``: the phone socket
 ``WS /v1/ws/worker``) are served ahead of Starlette's routing and middleware
@@ -14,12 +14,11 @@ its handler's task for as long as it is connected.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from starlette.applications import Starlette
@@ -37,6 +36,7 @@ from .errors import ApiError, error_response, handle_api_error, handle_dispatch_
 from .routes import ROUTES, SOCKETS
 from .runtime import Runtime
 from .settings import Settings
+from .shutdown import Loops, shut_down
 
 log = logging.getLogger("fieldcloud")
 
@@ -82,18 +82,6 @@ async def handle_unexpected(request: Request, exc: Exception) -> Response:
     """Any other exception: logged with its traceback, answered 500 without details."""
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return error_response(500, "internal", "unexpected server error")
-
-
-async def _repeat(what: str, call: Callable[[], Awaitable[object]], every_s: float) -> None:
-    """Run ``call`` every ``every_s``, forever; errors are logged, never fatal."""
-    while True:
-        try:
-            await call()
-        except DispatchError as exc:
-            log.warning("%s: %s", what, exc)
-        except Exception:
-            log.exception("%s failed; retrying", what)
-        await asyncio.sleep(every_s)
 
 
 def create_app(
@@ -154,31 +142,14 @@ def create_app(
         )
         # 3. Background work: the deadline ticker, and the outbox sweeper that
         #    delivers what an instance committed but did not deliver.
-        background = [
-            asyncio.create_task(
-                _repeat("deadline ticker", service.run_due, settings.tick_s),
-                name="deadline-ticker",
-            ),
-            asyncio.create_task(
-                _repeat("outbox sweeper", service.sweep_outbox, OUTBOX_SWEEP_S),
-                name="outbox-sweeper",
-            ),
-        ]
+        loops = Loops()
+        loops.start("deadline ticker", service.run_due, settings.tick_s)
+        loops.start("outbox sweeper", service.sweep_outbox, OUTBOX_SWEEP_S)
         try:
             yield {}
         finally:
-            # Shutdown, in order: the server has stopped accepting and closed the
-            # sockets (uvicorn sends 1012); stop the background tasks (what they
-            # were delivering stays in the outbox), then close the stores.
-            for task in background:
-                task.cancel()
-            for task in background:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-            await service.relay.flush()  # delete what was delivered from the outbox
-            await runtime.keeper.aclose()
-            if backend is not None:
-                await backend.close()
+            # The shutdown sequence, step by step: mobile_api/shutdown.py.
+            await shut_down(runtime, loops, None if backend is None else backend.close)
 
     return FieldcloudApp(
         routes=ROUTES,
