@@ -19,6 +19,7 @@ import logging
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable
+from functools import partial
 from typing import Any
 
 from starlette.applications import Starlette
@@ -33,7 +34,8 @@ from dispatch.stores.memory import MemoryPresence, memory_stores
 from dispatch.stores.ports import Stores
 
 from .errors import ApiError, error_response, handle_api_error, handle_dispatch_error
-from .routes import ROUTES, SOCKETS
+from .metrics import LOOP_LAG_EVERY_S, Metrics
+from .routes import ROUTES, SOCKET_ROLES, SOCKETS
 from .runtime import Runtime
 from .settings import Settings
 from .shutdown import Loops, shut_down
@@ -57,9 +59,16 @@ class FieldcloudApp(Starlette):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":
-            endpoint = SOCKETS.get(_route_path(scope))
+            path = _route_path(scope)
+            endpoint = SOCKETS.get(path)
             if endpoint is not None:
-                await endpoint(self.state.runtime, scope, receive, send)
+                runtime = self.state.runtime
+                await self.state.metrics.serve_socket(
+                    SOCKET_ROLES.get(path, "other"),
+                    partial(endpoint, runtime, scope),
+                    receive,
+                    send,
+                )
                 return
         await super().__call__(scope, receive, send)
 
@@ -134,6 +143,9 @@ def create_app(
             instance_id=instance_id,
         )
         app.state.runtime = runtime
+        metrics = Metrics(stores.outbox, clock)
+        service.observers.append(metrics.observe)
+        app.state.metrics = metrics
         log.info(
             "instance %s started, mode %s; %s",
             instance_id,
@@ -145,6 +157,7 @@ def create_app(
         loops = Loops()
         loops.start("deadline ticker", service.run_due, settings.tick_s)
         loops.start("outbox sweeper", service.sweep_outbox, OUTBOX_SWEEP_S)
+        loops.start("event-loop lag", metrics.sample_loop_lag, LOOP_LAG_EVERY_S)
         try:
             yield {}
         finally:

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from .resources import health, jobs, orgs, workers
+from .resources import health, jobs, metrics, orgs, workers
 from .runtime import Runtime
 from .sockets import worker
 
@@ -25,6 +25,7 @@ SocketEndpoint = Callable[[Runtime, Scope, Receive, Send], Awaitable[None]]
 ROUTES = [
     Route("/healthz", health.healthz, methods=["GET"]),
     Route("/readyz", health.readyz, methods=["GET"]),
+    Route("/metrics", metrics.metrics, methods=["GET"]),
     Route("/v1/orgs", orgs.create_org, methods=["POST"]),
     Route("/v1/workers", workers.create_worker, methods=["POST"]),
     Route("/v1/workers/{worker_id}", workers.get_worker, methods=["GET"]),
@@ -36,3 +37,6 @@ ROUTES = [
 SOCKETS: dict[str, SocketEndpoint] = {
     worker.PATH: worker.worker_socket,
 }
+
+SOCKET_ROLES: dict[str, str] = {worker.PATH: "worker"}
+"""The role label of each socket path in the metrics (``fieldcloud_sockets_open``)."""

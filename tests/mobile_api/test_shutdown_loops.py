@@ -57,7 +57,7 @@ async def test_a_failing_round_does_not_end_the_loop() -> None:
     async def flaky() -> None:
         calls.append(len(calls))
         if len(calls) == 1:
-            raise Unavailable("redis", "gone")
+            raise Unavailable("redis is gone")
         if len(calls) == 2:
             raise RuntimeError("boom")
         third.set()
