@@ -143,7 +143,7 @@ def create_app(
             instance_id=instance_id,
         )
         app.state.runtime = runtime
-        metrics = Metrics(stores.outbox, clock)
+        metrics = Metrics(runtime.received, stores.outbox, clock)
         service.observers.append(metrics.observe)
         app.state.metrics = metrics
         log.info(

@@ -6,11 +6,14 @@ scrape target each). The names are listed in docs/operations.md.
 
 Cheap on the hot path, by rule:
 
-* socket frames are counted in plain integers (a dict per direction, keyed
-  by frame type) by ``serve_socket``, which wraps a socket endpoint's
-  ``receive`` and ``send``; a collector turns them into counters at scrape
-  time. A frame type that is not in the protocol counts as ``other`` (labels
-  stay bounded whatever a client sends);
+* frames are counted in plain integers and a collector turns them into
+  counters at scrape time. Received frames are counted by the phone
+  socket's read loop, one dict increment keyed by the protocol call the
+  frame made (``Runtime.received``): wrapping ``receive`` cost a coroutine
+  per frame, about 0.55 us against 0.2 us for the increment, 3 % and 1 % of
+  a location's cost in memory mode. Sent frames, far fewer, are counted by ``serve_socket``,
+  which wraps the endpoint's ``send`` and keys by the frame's type; a type
+  outside the protocol counts as ``other`` (labels stay bounded);
 * job events (transitions, offers, latencies) arrive once per committed job
   change through ``observe``, which the service calls after each commit;
   that is far rarer than locations, so prometheus-client objects are used
@@ -46,14 +49,23 @@ from dispatch.errors import DispatchError
 from dispatch.models import Job, JobEvent, Offer
 from dispatch.stores.ports import Outbox
 
+from .protocol.calls import Accept, Decline, Progress, ReportLocation, SetStatus
+
 __all__ = ["CONTENT_TYPE", "LOOP_LAG_EVERY_S", "Metrics"]
 
 log = logging.getLogger("fieldcloud")
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
-FRAMES_IN = ("location", "status", "accept", "decline", "progress", "ping", "other")
-"""Frame types a phone sends (docs/protocol.md); anything else is ``other``."""
+FRAMES_IN: dict[type, str] = {
+    ReportLocation: "location",
+    SetStatus: "status",
+    Accept: "accept",
+    Decline: "decline",
+    Progress: "progress",
+}
+"""The frame type of each call a phone's frame makes; any other frame (a ping,
+one answered with an error) is ``other``."""
 
 FRAMES_OUT = (
     "welcome",
@@ -111,10 +123,17 @@ def frame_type(text: str) -> str:
 class _SocketCounts(Collector):
     """Sockets open by role and frames by direction and type, from plain integers."""
 
-    def __init__(self) -> None:
+    def __init__(self, received: Mapping[type, int]) -> None:
         self.open: dict[str, int] = {}
-        self.frames_in = dict.fromkeys(FRAMES_IN, 0)
+        self.received = received
         self.frames_out = dict.fromkeys(FRAMES_OUT, 0)
+
+    def frames_in(self) -> dict[str, int]:
+        """Received frames by type (``FRAMES_IN``), ``other`` for the rest."""
+        counts = dict.fromkeys((*FRAMES_IN.values(), "other"), 0)
+        for call, n in list(self.received.items()):
+            counts[FRAMES_IN.get(call, "other")] += n
+        return counts
 
     def collect(self) -> Iterator[Metric]:
         sockets = GaugeMetricFamily(
@@ -126,7 +145,8 @@ class _SocketCounts(Collector):
         received = CounterMetricFamily(
             "fieldcloud_ws_frames_received", "Websocket text frames received", labels=["type"]
         )
-        for kind, n in self.frames_in.items():
+        frames_in = self.frames_in()
+        for kind, n in frames_in.items():
             received.add_metric([kind], n)
         yield received
         sent = CounterMetricFamily(
@@ -138,7 +158,7 @@ class _SocketCounts(Collector):
         yield CounterMetricFamily(
             "fieldcloud_location_updates",
             "Location frames received from phones",
-            value=self.frames_in["location"],
+            value=frames_in["location"],
         )
 
 
@@ -146,12 +166,15 @@ class Metrics:
     """The metrics of one app; see the module docstring."""
 
     def __init__(
-        self, outbox: Outbox | None = None, clock: Callable[[], float] = time.time
+        self,
+        received: Mapping[type, int],
+        outbox: Outbox | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.outbox = outbox
         self.clock = clock
-        self.sockets = _SocketCounts()
+        self.sockets = _SocketCounts(received)
         self.registry.register(self.sockets)
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
@@ -209,22 +232,10 @@ class Metrics:
         receive: Receive,
         send: Send,
     ) -> None:
-        """Run ``endpoint`` with ``receive`` and ``send`` wrapped to count its frames."""
-        frames_in = self.sockets.frames_in
+        """Run ``endpoint`` with ``send`` wrapped to count its frames and the open socket."""
         frames_out = self.sockets.frames_out
         open_ = self.sockets.open
         accepted = False
-
-        async def counted_receive() -> Message:
-            message = await receive()
-            text = message.get("text")
-            if text is not None:
-                if text.startswith('{"type":"location"'):
-                    frames_in["location"] += 1
-                else:
-                    kind = frame_type(text)
-                    frames_in[kind if kind in frames_in else "other"] += 1
-            return message
 
         async def counted_send(message: Message) -> None:
             nonlocal accepted
@@ -238,7 +249,7 @@ class Metrics:
                 open_[role] = open_.get(role, 0) + 1
 
         try:
-            await endpoint(counted_receive, counted_send)
+            await endpoint(receive, counted_send)
         finally:
             if accepted:
                 open_[role] -= 1
