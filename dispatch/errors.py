@@ -66,9 +66,17 @@ class OfferClosed(DispatchError):
 
 
 class NotEligible(DispatchError):
-    """The worker may not take the job now (busy, off duty, skills …)."""
+    """The worker may not do that now (busy, off duty, holding a job …).
+
+    ``job_id`` names the job that stands in the way, when one does (the
+    worker's active job when they try to go off duty).
+    """
 
     code = "not_eligible"
+
+    def __init__(self, message: str, job_id: str | None = None) -> None:
+        super().__init__(message)
+        self.job_id = job_id
 
 
 class Unavailable(DispatchError):

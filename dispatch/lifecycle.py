@@ -14,15 +14,19 @@ from .models import Job, JobState, Offer, OfferState
 
 JOB_TRANSITIONS: Mapping[JobState, frozenset[JobState]] = {
     JobState.OPEN: frozenset({JobState.ASSIGNED, JobState.CANCELLED, JobState.UNFILLED}),
-    JobState.ASSIGNED: frozenset({JobState.EN_ROUTE, JobState.ON_SITE, JobState.CANCELLED}),
-    JobState.EN_ROUTE: frozenset({JobState.ON_SITE, JobState.CANCELLED}),
+    JobState.ASSIGNED: frozenset(
+        {JobState.EN_ROUTE, JobState.ON_SITE, JobState.CANCELLED, JobState.OPEN}
+    ),
+    JobState.EN_ROUTE: frozenset({JobState.ON_SITE, JobState.CANCELLED, JobState.OPEN}),
     JobState.ON_SITE: frozenset({JobState.COMPLETED, JobState.CANCELLED}),
     JobState.COMPLETED: frozenset(),
     JobState.CANCELLED: frozenset(),
     JobState.UNFILLED: frozenset(),
 }
 """Legal job moves. A worker may go straight from assigned to on_site (the
-job was next door); completed, cancelled and unfilled are final."""
+job was next door); a worker who has not arrived yet may hand the job back
+(assigned or en_route → open, a release); completed, cancelled and unfilled
+are final."""
 
 OFFER_TRANSITIONS: Mapping[OfferState, frozenset[OfferState]] = {
     OfferState.PENDING: frozenset(

@@ -151,7 +151,7 @@ class JobEvent:
 
     ``kind`` names what happened (``created``, ``wave``, ``offered``,
     ``declined``, ``expired``, ``assigned``, ``en_route``, ``on_site``,
-    ``completed``, ``cancelled``, ``unfilled``, ``withdrawn``); ``data`` holds
+    ``completed``, ``cancelled``, ``unfilled``, ``withdrawn``, ``released``); ``data`` holds
     JSON-ready details. ``seq`` is assigned by the store, 1-based per job.
     """
 

@@ -324,6 +324,29 @@ class OfferEngine:
             out.released_worker = worker_id
         return out
 
+    def release(self, book: JobBook, worker_id: str, now: float, reason: str = "") -> Outcome:
+        """The assigned worker hands the job back before arriving: it is open again.
+
+        Only while the job is ``assigned`` or ``en_route`` (``IllegalTransition``
+        once on site or finished; ``NotFound`` when it is not ``worker_id``'s).
+        The worker is released (available again), a ``released`` event records
+        the reason, and the waves start over from wave 1 at once: the outcome
+        asks for its search. Nobody offered the job before — the releasing
+        worker included — is offered it again.
+        """
+        job = book.job
+        if job.worker_id != worker_id:
+            raise NotFound("job", job.id)
+        was = job.state
+        advance_job(job, JobState.OPEN, now)
+        job.worker_id = None
+        job.wave = 0
+        job.wave_radius_m = 0.0
+        out = Outcome(released_worker=worker_id)
+        _record(book, out, now, "released", worker_id=worker_id, reason=reason, was=was.value)
+        self._escalate(book, now, out)
+        return out
+
     def cancel(self, book: JobBook, now: float, reason: str = "") -> Outcome:
         """Cancel the job: pending offers close as ``cancelled``, the worker is freed."""
         job = book.job

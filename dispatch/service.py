@@ -262,6 +262,9 @@ class DispatchService:
     ) -> Worker:
         """Record a fix; an available worker is indexed and offered open jobs in reach.
 
+        An off-duty worker's fix is dropped: not stored, not indexed, not
+        matched (the worker is returned as known, without it).
+
         ``known`` is the caller's recent snapshot of the worker (a socket keeps
         one); passing it saves a store read per fix, and its ``fix`` is updated
         in place. Returns the worker as now known, with the new fix. Open jobs
@@ -280,6 +283,8 @@ class DispatchService:
         if accuracy_m is not None and (not math.isfinite(accuracy_m) or accuracy_m < 0):
             raise InvalidInput("accuracy_m must be a non-negative number")
         worker = known if known is not None else await self._worker(worker_id)
+        if worker.availability is Availability.OFF_DUTY:
+            return worker  # an off-duty position is neither stored nor shared
         fix = Fix(lat, lng, accuracy_m, at)
         stored = self.stores.workers.set_fix(worker.org_id, worker_id, fix)
         worker.fix = fix
@@ -310,18 +315,57 @@ class DispatchService:
         return True
 
     async def set_status(self, worker_id: str, status: Availability) -> None:
-        """Go available, busy or off duty; leaving ``available`` withdraws offers."""
+        """Go available, busy or off duty; leaving ``available`` withdraws offers.
+
+        A worker holding a job stays busy until it ends: going available or off
+        duty raises ``NotEligible`` naming the job (finish it, or ``release``
+        it before arriving); ``busy`` is what they are, and is accepted. The
+        check is made again after the write, so an accept committed in between
+        is not overwritten (the worker is set back to busy). Going off duty
+        deletes the last fix and the index entry before pending offers are
+        withdrawn; a later fix of the off-duty worker is not stored.
+        """
         worker = await self._worker(worker_id)
-        if status is Availability.AVAILABLE:
-            active = await self.stores.jobs.active_job_of(worker_id)
-            if active is not None:
-                raise NotEligible(f"finish job {active.id} before going available")
+        await self._check_free(worker_id, status)
         await self.stores.workers.set_availability(worker_id, status)
+        try:
+            await self._check_free(worker_id, status)
+        except NotEligible:
+            await self.stores.workers.set_availability(worker_id, Availability.BUSY)
+            raise
         worker.availability = status
         if status is Availability.AVAILABLE:
             await self._back_on_the_map(worker)
         else:
+            if status is Availability.OFF_DUTY:
+                await self.forget_position(worker.org_id, worker.id)
+                worker.fix = None
             await self._off_the_map(worker)
+
+    async def _check_free(self, worker_id: str, status: Availability) -> None:
+        """Raise ``NotEligible`` naming the worker's job, if they hold one, unless going busy."""
+        if status is Availability.BUSY:
+            return
+        active = await self.stores.jobs.active_job_of(worker_id)
+        if active is not None:
+            going = "available" if status is Availability.AVAILABLE else "off duty"
+            raise NotEligible(
+                f"job {active.id} is yours: finish or release it before going {going}",
+                job_id=active.id,
+            )
+
+    async def forget_position(self, org_id: str, worker_id: str) -> None:
+        """Delete the worker's last fix and index entry; their next fix brings them back.
+
+        For a worker going off duty, and one whose phone has been gone longer
+        than the retention setting. ``org_id`` must be the worker's own.
+        """
+        self._reach_checked.pop(worker_id, None)
+        forgotten = self.stores.workers.forget_fix(org_id, worker_id)
+        try:  # both writes may share one round trip
+            await self.stores.locations.remove(org_id, worker_id)
+        finally:
+            await forgotten
 
     async def accept(self, worker_id: str, offer_id: str) -> Assignment:
         """Take an offer. Of concurrent accepts for one job exactly one wins.
@@ -379,6 +423,24 @@ class DispatchService:
             return self.engine.progress(book, worker_id, state, now)
 
         return (await self._step(job_id, progress)).job
+
+    async def release(self, worker_id: str, job_id: str, reason: str = "") -> Job:
+        """The assigned worker hands the job back before arriving on site.
+
+        The job is open again and offered at once from wave 1 to workers never
+        offered it (not to the releasing worker); the worker is available again
+        in the same transaction, and the release is in the job's history with
+        ``reason``. Raises ``NotFound`` (not this worker's job) or
+        ``IllegalTransition`` (on site already, or finished). Returns the job as
+        committed, with its new wave.
+        """
+
+        async def release(book: JobBook, now: float) -> Outcome:
+            return self.engine.release(book, worker_id, now, reason)
+
+        book = await self._step(job_id, release)
+        self._open_jobs_seen[book.job.org_id] = (self.clock(), True)
+        return book.job
 
     # -- time ------------------------------------------------------------------
 

@@ -33,6 +33,7 @@ from dispatch.service import OUTBOX_SWEEP_S, Clock, CommitHook, DispatchService
 from dispatch.stores.memory import MemoryPresence, memory_stores
 from dispatch.stores.ports import Stores
 
+from . import departures
 from .errors import ApiError, error_response, handle_api_error, handle_dispatch_error
 from .metrics import LOOP_LAG_EVERY_S, Metrics
 from .routes import ROUTES, SOCKET_ROLES, SOCKETS
@@ -152,11 +153,14 @@ def create_app(
             MODES.get(mode, mode),
             settings.summary(),
         )
-        # 3. Background work: the deadline ticker, and the outbox sweeper that
-        #    delivers what an instance committed but did not deliver.
+        # 3. Background work: the deadline ticker, the outbox sweeper that
+        #    delivers what an instance committed but did not deliver, the
+        #    sweep that forgets the positions of phones gone too long, and
+        #    the event-loop lag sampler.
         loops = Loops()
         loops.start("deadline ticker", service.run_due, settings.tick_s)
         loops.start("outbox sweeper", service.sweep_outbox, OUTBOX_SWEEP_S)
+        loops.start("departed phones", runtime.forget_departed, departures.SWEEP_S)
         loops.start("event-loop lag", metrics.sample_loop_lag, LOOP_LAG_EVERY_S)
         try:
             yield {}

@@ -14,6 +14,7 @@ from dispatch.errors import Unavailable
 from dispatch.service import DispatchService
 from dispatch.stores.ports import Presence
 
+from .departures import Departures
 from .presence import PresenceKeeper
 from .protocol.frames import CLOSE_SUPERSEDED
 from .protocol.phone import PhoneConfig
@@ -67,6 +68,8 @@ class Runtime:
     sessions: dict[str, Session] = field(default_factory=dict)
     received: defaultdict[type, int] = field(default_factory=lambda: defaultdict(int))
     """Text frames the phone sockets read, by the protocol call they made (``metrics``)."""
+    departures: Departures = field(default_factory=Departures)
+    """Phones whose socket closed here; forgotten by ``forget_departed``."""
     keeper: PresenceKeeper = field(init=False)
     """Claims and refreshes ``presence`` for every open socket."""
     phone: PhoneConfig = field(init=False)
@@ -84,6 +87,7 @@ class Runtime:
         """Make ``session`` the worker's only one here, closing an older one."""
         old = self.sessions.get(session.worker_id)
         self.sessions[session.worker_id] = session
+        self.departures.returned(session.worker_id)
         if old is not None:
             await old.supersede()
 
@@ -101,7 +105,35 @@ class Runtime:
         except Unavailable:
             return None
 
-    def unregister(self, session: Session) -> None:
-        """Forget ``session`` if it is still the worker's current one."""
+    def left(self, session: Session, org_id: str) -> None:
+        """``session`` closed: unregister it, and if it was the worker's current one,
+        note the departure (see ``departures``)."""
         if self.sessions.get(session.worker_id) is session:
             del self.sessions[session.worker_id]
+            self.departures.left(session.worker_id, org_id, self.service.clock())
+
+    async def forget_departed(self) -> list[str]:
+        """Forget the position of every worker gone longer than ``disconnect_forget_s``.
+
+        A worker connected again, here or on another instance, keeps it. When
+        it cannot be told (Redis away) or the position not deleted, the
+        departure is kept for the next sweep and ``Unavailable`` raised.
+        Returns the ids of the workers forgotten.
+        """
+        forgotten: list[str] = []
+        due = self.departures.due(self.service.clock(), self.settings.disconnect_forget_s)
+        for n, gone in enumerate(due):
+            back = await self.connected(gone.worker_id)
+            if back:
+                continue
+            try:
+                if back is None:
+                    raise Unavailable("presence unknown; forgetting later")
+                await self.service.forget_position(gone.org_id, gone.worker_id)
+            except Unavailable:
+                for later in due[n:]:
+                    if later.worker_id not in self.sessions:
+                        self.departures.left(later.worker_id, later.org_id, later.at)
+                raise
+            forgotten.append(gone.worker_id)
+        return forgotten

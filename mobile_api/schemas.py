@@ -104,13 +104,20 @@ class ProgressMsg(_Msg, tag="progress"):
     state: Annotated[str, msgspec.Meta(pattern=r"^(en_route|on_site|completed)$")]
 
 
+class ReleaseMsg(_Msg, tag="release"):
+    """Hand the assigned job back before arriving on site; it is offered to others."""
+
+    job_id: Ident
+    reason: Annotated[str, msgspec.Meta(max_length=500)] = ""
+
+
 class PingMsg(_Msg, tag="ping"):
     """An application-level ping; answered with ``pong`` (for apps without ws pings)."""
 
 
-PhoneMessage = LocationMsg | StatusMsg | AcceptMsg | DeclineMsg | ProgressMsg | PingMsg
+PhoneMessage = LocationMsg | StatusMsg | AcceptMsg | DeclineMsg | ProgressMsg | ReleaseMsg | PingMsg
 
-PHONE_TYPES = ("location", "status", "accept", "decline", "progress", "ping")
+PHONE_TYPES = ("location", "status", "accept", "decline", "progress", "release", "ping")
 
 phone_decoder: msgspec.json.Decoder[PhoneMessage] = msgspec.json.Decoder(PhoneMessage)
 """Decodes one phone frame; raises ``msgspec.DecodeError`` / ``ValidationError``."""

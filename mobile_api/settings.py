@@ -20,6 +20,7 @@ variable                       meaning                                     defau
 ``FIELDCLOUD_KEY_PREFIX``      prefix of every Redis key                   fieldcloud
 ``FIELDCLOUD_TICK_S``          how often due deadlines are looked for      0.1
 ``FIELDCLOUD_PRESENCE_REFRESH_S`` how often a socket renews its claim       10
+``FIELDCLOUD_DISCONNECT_FORGET_S`` a phone gone this long loses its fix     600
 ``FIELDCLOUD_LOG_LEVEL``       debug, info, warning or error               info (demo: warning)
 ``FIELDCLOUD_ACCESS_LOG``      one log line per HTTP request (1/0)         0
 =============================  ==========================================  ========
@@ -64,6 +65,8 @@ class Settings:
     key_prefix: str = "fieldcloud"
     tick_s: float = 0.1
     presence_refresh_s: float = 10.0
+    disconnect_forget_s: float = 600.0
+    """A phone gone this long (socket closed, not back) loses its last fix and index entry."""
     log_level: str | None = None
     """One of ``LOG_LEVELS``; None: the command's default (info, the demo warning)."""
     access_log: bool = False
@@ -129,6 +132,7 @@ class Settings:
             key_prefix=env.get("FIELDCLOUD_KEY_PREFIX", str, "fieldcloud"),
             tick_s=env.get("FIELDCLOUD_TICK_S", float, 0.1),
             presence_refresh_s=env.get("FIELDCLOUD_PRESENCE_REFRESH_S", float, 10.0),
+            disconnect_forget_s=env.get("FIELDCLOUD_DISCONNECT_FORGET_S", float, 600.0),
             log_level=env.get(
                 "FIELDCLOUD_LOG_LEVEL", _log_level, None, expect=", ".join(LOG_LEVELS)
             ),
@@ -143,6 +147,8 @@ class Settings:
                 "FIELDCLOUD_LOG_SIZE, FIELDCLOUD_TICK_S and FIELDCLOUD_PRESENCE_REFRESH_S"
                 " must be positive"
             )
+        if not settings.disconnect_forget_s > 0:
+            raise SettingsError("FIELDCLOUD_DISCONNECT_FORGET_S must be positive")
         return settings
 
 

@@ -12,9 +12,10 @@ A server stops in this order (SIGTERM or Ctrl-C; uvicorn does steps 1 to 3 in
    delivery after a commit) up to ``server.GRACE_S``; past it they are
    cancelled, and what they committed but did not deliver stays in the
    outbox, for any instance's sweeper;
-4. stop the background loops (deadline ticker, outbox sweeper) *between*
-   rounds, so that none is cut off between a commit and its delivery; one
-   still busy after ``LOOPS_GRACE_S`` is cancelled (the outbox again);
+4. stop the background loops (deadline ticker, outbox sweeper, departed
+   phones, loop-lag sampler) *between* rounds, so that none is cut off
+   between a commit and its delivery; one still busy after
+   ``LOOPS_GRACE_S`` is cancelled (the outbox again);
 5. drain the relay: wait until what was delivered is deleted from the
    outbox (otherwise a sweeper delivers it once more, which is harmless);
 6. stop the presence keeper (each socket released its own claim in steps 2 and 3;

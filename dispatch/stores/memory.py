@@ -93,6 +93,11 @@ class MemoryWorkerStore:
         if worker is not None and worker.org_id == org_id:
             worker.fix = fix
 
+    async def forget_fix(self, org_id: str, worker_id: str) -> None:
+        worker = self._workers.get(worker_id)
+        if worker is not None and worker.org_id == org_id:
+            worker.fix = None
+
     async def set_availability(self, worker_id: str, availability: Availability) -> None:
         worker = self._workers.get(worker_id)
         if worker is not None:
@@ -203,6 +208,9 @@ class MemoryJobStore:
 
     def _commit(self, book: JobBook) -> None:
         job = book.job
+        before = self._jobs[job.id].worker_id
+        if before is not None and before != job.worker_id and self._active_job(before) == job.id:
+            del self._active_of_worker[before]  # released: no longer theirs
         self._jobs[job.id] = job
         for offer in book.offers.values():
             if offer.id not in self._offers:
@@ -248,6 +256,9 @@ class MemoryJobStore:
     async def pending_offers_of(self, worker_id: str) -> list[Offer]:
         ids = self._pending_of_worker.get(worker_id, ())
         return [replace(self._offers[o]) for o in ids]
+
+    def _active_job(self, worker_id: str) -> str | None:
+        return self._active_of_worker.get(worker_id)
 
     async def active_job_of(self, worker_id: str) -> Job | None:
         job_id = self._active_of_worker.get(worker_id)

@@ -97,6 +97,14 @@ class WorkerStore(Protocol):
         """
         ...
 
+    def forget_fix(self, org_id: str, worker_id: str) -> Awaitable[None]:
+        """Delete the worker's last fix (they went off duty); nothing of it is kept.
+
+        Ordered after every ``set_fix`` of the worker submitted before it, so a
+        fix still on its way cannot outlive the delete. Always await it.
+        """
+        ...
+
     async def set_availability(self, worker_id: str, availability: Availability) -> None: ...
 
     async def claim(self, worker_id: str) -> bool:

@@ -36,6 +36,7 @@ SHORTHANDS: tuple[tuple[str, str], ...] = (
     ("accept [OFFER]", "take an offer (default: the newest offer still open)"),
     ("decline [OFFER]", "refuse an offer (default: the newest offer still open)"),
     ("go [JOB] STATE", "work a job: STATE is en_route, on_site or completed (default JOB: yours)"),
+    ("release [REASON]", "hand your job back before arriving (it is offered to others)"),
     ("ping", "application ping, answered with pong"),
     ('{"type": ...}', "any JSON frame, sent as is (docs/protocol.md)"),
 )
@@ -49,6 +50,7 @@ USAGE = {
     "accept": "accept [OFFER]",
     "decline": "decline [OFFER]",
     "go": "go [JOB] STATE",
+    "release": "release [REASON]",
     "ping": "ping",
 }
 """Each shorthand's usage line, by its first word."""
@@ -101,7 +103,7 @@ class PhoneState:
                 self.open_offers.remove(offer)
             if kind == "assigned":
                 self.job = str(frame["job_id"])
-        elif kind == "job_cancelled" and frame.get("job_id") == self.job:
+        elif kind in ("job_cancelled", "released") and frame.get("job_id") == self.job:
             self.job = None
 
     def offer(self) -> str | None:
@@ -151,6 +153,10 @@ def translate(line: str, state: PhoneState | None = None) -> dict[str, Any] | st
         if job is None:
             raise _usage(word, "no job assigned yet; give a job id")
         return {"type": "progress", "job_id": job, "state": args[-1]}
+    if word == "release":
+        if state.job is None:
+            raise _usage(word, "no job assigned to you")
+        return {"type": "release", "job_id": state.job, "reason": " ".join(args)}
     if word == "ping":
         if args:
             raise _usage(word, "no argument")

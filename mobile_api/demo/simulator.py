@@ -501,8 +501,9 @@ class Technician:
         self._patrolling = self._rng.random() < self._cfg.patrol_fraction
         self._moved_at = now
         self.phase = Phase.AVAILABLE  # before the fix, which picks the next report's interval
-        await self._send_fix(ws, now)
+        # Status first: the server drops the fixes of an off-duty technician.
         await self._send(ws, {"type": "status", "status": "available"})
+        await self._send_fix(ws, now)
         self._shift_at = now + self._rng.expovariate(1.0 / self._cfg.shift_mean_s)
 
     async def _go_off_duty(self, ws: ClientConnection, now: float) -> None:

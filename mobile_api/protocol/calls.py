@@ -22,6 +22,7 @@ __all__ = [
     "Close",
     "Decline",
     "Progress",
+    "Release",
     "Replay",
     "ReportLocation",
     "SetStatus",
@@ -71,6 +72,13 @@ class Progress(msgspec.Struct, frozen=True, gc=False):
     state: JobState
 
 
+class Release(msgspec.Struct, frozen=True, gc=False):
+    """``DispatchService.release``; hand the job it returns to ``released``."""
+
+    job_id: str
+    reason: str
+
+
 class WriteNotices(msgspec.Struct, frozen=True, gc=False):
     """Start one writer of ``next_notice()`` frames (there is none running)."""
 
@@ -82,6 +90,16 @@ class Close(msgspec.Struct, frozen=True, gc=False):
     reason: str
 
 
-Call = Replay | ReportLocation | SetStatus | Accept | Decline | Progress | WriteNotices | Close
+Call = (
+    Replay
+    | ReportLocation
+    | SetStatus
+    | Accept
+    | Decline
+    | Progress
+    | Release
+    | WriteNotices
+    | Close
+)
 
 WRITE_NOTICES = WriteNotices()

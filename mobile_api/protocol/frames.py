@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dispatch.errors import DispatchError, OfferClosed
+from dispatch.errors import DispatchError, NotEligible, OfferClosed
 
 from ..schemas import encoder
 
@@ -46,4 +46,6 @@ def error_for(exc: DispatchError) -> Frame:
     """The error frame for a domain error raised while carrying out a client's message."""
     if isinstance(exc, OfferClosed):
         return error(exc.code, exc.message, offer_id=exc.offer_id, reason=exc.reason)
+    if isinstance(exc, NotEligible) and exc.job_id is not None:
+        return error(exc.code, exc.message, job_id=exc.job_id)
     return error(exc.code, exc.message)

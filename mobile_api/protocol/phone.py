@@ -16,7 +16,7 @@ How the endpoint drives it (``mobile_api.sockets.worker`` does exactly this):
 3. For each text frame, ``receive_text``; for each binary frame,
    ``receive_binary``. Either may return a call: carry it out and hand the
    result to the matching method (``located``, ``status_set``, ``accepted``,
-   ``declined``, ``progressed``), or its ``DispatchError``/``ValueError`` to
+   ``declined``, ``progressed``, ``released``), or its ``DispatchError``/``ValueError`` to
    ``failed``. Then, when ``replies`` is not None, write ``take_replies()``
    in order. Handle one frame at a time: the phone's frames are answered in
    the order sent.
@@ -69,6 +69,7 @@ from ..schemas import (
     LocationMsg,
     PingMsg,
     ProgressMsg,
+    ReleaseMsg,
     StatusMsg,
     phone_decoder,
     ts_seconds,
@@ -80,6 +81,7 @@ from .calls import (
     Close,
     Decline,
     Progress,
+    Release,
     Replay,
     ReportLocation,
     SetStatus,
@@ -268,6 +270,8 @@ class PhoneProtocol:
             return Accept(msg.offer_id)
         if type(msg) is DeclineMsg:
             return Decline(msg.offer_id)
+        if type(msg) is ReleaseMsg:
+            return Release(msg.job_id, msg.reason)
         assert type(msg) is ProgressMsg
         return Progress(msg.job_id, JobState(msg.state))
 
@@ -285,6 +289,8 @@ class PhoneProtocol:
 
     def status_set(self, call: SetStatus) -> None:
         self.worker.availability = call.status
+        if call.status is Availability.OFF_DUTY:
+            self.worker.fix = None  # the server forgot it too
         self._reply({"type": "status", "status": call.status.value})
 
     def accepted(self, call: Accept) -> None:
@@ -297,6 +303,11 @@ class PhoneProtocol:
         if job.state is JobState.COMPLETED:
             self.worker.availability = Availability.AVAILABLE
         self._reply({"type": "progress", "job_id": job.id, "state": job.state.value})
+
+    def released(self, call: Release, job: Job) -> None:
+        """The job is handed back (open again): the worker is available."""
+        self.worker.availability = Availability.AVAILABLE
+        self._reply({"type": "released", "job_id": job.id, "state": job.state.value})
 
     def failed(self, call: Call, exc: DispatchError | ValueError) -> Close | None:
         """A call raised ``exc``: an error frame, or for the replay a close (resume later)."""

@@ -44,6 +44,7 @@ from ..protocol.calls import (
     Close,
     Decline,
     Progress,
+    Release,
     Replay,
     ReportLocation,
     SetStatus,
@@ -143,7 +144,7 @@ class PhoneSession(Session):
             self.open = False
             self.protocol.closed()
             stop()
-            rt.unregister(self)
+            rt.left(self, self.protocol.worker.org_id)
             if self.writer is not None:
                 self.writer.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -201,14 +202,8 @@ class PhoneSession(Session):
                 case SetStatus():
                     await service.set_status(wid, call.status)
                     protocol.status_set(call)
-                case Accept():
-                    await service.accept(wid, call.offer_id)
-                    protocol.accepted(call)
-                case Decline():
-                    await service.decline(wid, call.offer_id)
-                    protocol.declined(call)
-                case Progress():
-                    protocol.progressed(call, await service.progress(wid, call.job_id, call.state))
+                case Accept() | Decline() | Progress() | Release():
+                    await self._job_call(call)
                 case Replay():
                     backlog = await service.stores.feed.replay(wid, call.after_seq)
                     follow = protocol.replayed(backlog)
@@ -224,6 +219,25 @@ class PhoneSession(Session):
             follow = protocol.failed(call, exc)
         if follow is not None:
             await self._carry_out(follow)
+
+    async def _job_call(self, call: Accept | Decline | Progress | Release) -> None:
+        """The phone's answer to an offer or its word on its job: the service, then the protocol."""
+        protocol = self.protocol
+        service = self.rt.service
+        wid = self.worker_id
+        match call:
+            case Accept():
+                await service.accept(wid, call.offer_id)
+                protocol.accepted(call)
+            case Decline():
+                await service.decline(wid, call.offer_id)
+                protocol.declined(call)
+            case Progress():
+                protocol.progressed(call, await service.progress(wid, call.job_id, call.state))
+            case Release():
+                protocol.released(call, await service.release(wid, call.job_id, call.reason))
+            case _:
+                assert_never(call)
 
     def _notice(self, entry: LoggedNotice) -> None:
         """The feed's callback: hand the notice to the protocol and do what it asks."""

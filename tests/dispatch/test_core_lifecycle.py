@@ -30,6 +30,8 @@ LEGAL_JOB_MOVES: frozenset[tuple[JobState, JobState]] = frozenset(
         (JobState.ASSIGNED, JobState.EN_ROUTE),
         (JobState.ASSIGNED, JobState.ON_SITE),
         (JobState.ASSIGNED, JobState.CANCELLED),
+        (JobState.ASSIGNED, JobState.OPEN),
+        (JobState.EN_ROUTE, JobState.OPEN),
         (JobState.EN_ROUTE, JobState.ON_SITE),
         (JobState.EN_ROUTE, JobState.CANCELLED),
         (JobState.ON_SITE, JobState.COMPLETED),

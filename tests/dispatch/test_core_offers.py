@@ -64,6 +64,15 @@ def offer_of(book: JobBook, worker_id: str) -> str:
     return offer_id
 
 
+def offer_of_pending(book: JobBook, worker_id: str) -> str:
+    (offer_id,) = [
+        o.id
+        for o in book.offers.values()
+        if o.worker_id == worker_id and o.state is OfferState.PENDING
+    ]
+    return offer_id
+
+
 def assigned(worker_id: str = "w-1") -> tuple[OfferEngine, JobBook]:
     """An engine and a book whose job ``worker_id`` accepted at NOW + 5."""
     engine, book = dispatched(cand("w-1"), cand("w-2"))
@@ -751,3 +760,57 @@ def test_a_loser_or_a_finished_job_is_no_repeated_accept() -> None:
     assert engine.repeated_accept(book, offer_of(book, "w-2"), "w-2") is None
     engine.cancel(book, NOW + 6)
     assert engine.repeated_accept(book, offer_of(book, "w-1"), "w-1") is None
+
+
+# -- release ------------------------------------------------------------------
+
+
+def test_a_release_reopens_the_job_and_asks_for_wave_one_at_once() -> None:
+    """The assigned worker hands the job back: open, unassigned, wave 1 searched now."""
+    engine, book = assigned("w-1")
+    out = engine.release(book, "w-1", NOW + 10, "van broke down")
+    job = book.job
+    assert (job.state, job.worker_id, job.wave_deadline) == (JobState.OPEN, None, NOW + 10)
+    assert out.search == WaveSearch(job_id="job-1", wave=1, radius_m=RADII[0], k=2)
+    assert out.released_worker == "w-1"
+    assert out.sent == []
+    assert out.closed == []
+    assert kinds(out) == ["released"]
+    assert dict(out.events[0].data) == {
+        "worker_id": "w-1",
+        "reason": "van broke down",
+        "was": "assigned",
+    }
+
+
+def test_the_new_wave_goes_to_nobody_offered_the_job_before() -> None:
+    """After a release the releasing worker (and the earlier wave) is not offered it again."""
+    engine, book = assigned("w-1")
+    engine.progress(book, "w-1", JobState.EN_ROUTE, NOW + 8)
+    engine.release(book, "w-1", NOW + 10)
+    out = engine.open_wave(book, 1, [cand("w-1", 10.0), cand("w-2", 20.0), cand("w-3")], NOW + 10)
+    assert [o.worker_id for o in out.sent] == ["w-3"]
+    assert book.job.wave == 1
+    assert book.job.wave_deadline == NOW + 10 + TIMEOUT
+    engine.accept(book, offer_of_pending(book, "w-3"), "w-3", NOW + 11)
+    assert (book.job.state, book.job.worker_id) == (JobState.ASSIGNED, "w-3")
+
+
+def test_a_release_on_site_or_by_someone_else_is_refused_and_changes_nothing() -> None:
+    """Once on site the job cannot be handed back; another worker's release is not found."""
+    engine, book = assigned("w-1")
+    with pytest.raises(NotFound):
+        engine.release(book, "w-2", NOW + 6)
+    engine.progress(book, "w-1", JobState.ON_SITE, NOW + 7)
+    before = copy.deepcopy(book)
+    with pytest.raises(IllegalTransition) as info:
+        engine.release(book, "w-1", NOW + 8)
+    assert info.value.current == "on_site"
+    assert book == before
+
+
+def test_an_open_job_cannot_be_released() -> None:
+    """Nobody holds an open job, so nobody can release it."""
+    engine, book = dispatched(cand("w-1"))
+    with pytest.raises(NotFound):
+        engine.release(book, "w-1", NOW + 1)

@@ -111,10 +111,9 @@ async def test_workers_who_come_into_reach_of_an_open_wave_are_offered_it(
     # Connected but off duty and without a fix yet.
     cred = await live.create_worker(org, "fresh", (SKILL,))
     fresh = await live.connect_worker(cred.token)
-    # Off duty with a fix already reported.
-    parked = await live.on_duty(
-        org, "parked", (SKILL,), offset(PARIS, 900.0, 90.0), available=False
-    )
+    # Off duty: the fix it reports is not kept.
+    parked_at = offset(PARIS, 900.0, 90.0)
+    parked = await live.on_duty(org, "parked", (SKILL,), parked_at, available=False)
     # Available, but outside wave 1's radius (2 km) for now.
     mover = await live.on_duty(org, "mover", (SKILL,), offset(PARIS, 3000.0, 180.0))
     # Available and near, but without the skill.
@@ -132,7 +131,10 @@ async def test_workers_who_come_into_reach_of_an_open_wave_are_offered_it(
     await fresh.assert_quiet()  # available without a position: nothing to match yet
     fresh_at = offset(PARIS, 800.0, 30.0)
     await fresh.send({"type": "location", "lat": fresh_at[0], "lng": fresh_at[1]})
-    await parked.send({"type": "status", "status": "available"})
+    reply = await parked.request({"type": "status", "status": "available"}, "status")
+    assert reply["status"] == "available"
+    await parked.assert_quiet()  # its off-duty fix was dropped: nothing to match yet
+    await parked.send({"type": "location", "lat": parked_at[0], "lng": parked_at[1]})
     mover_to = offset(PARIS, 1200.0, 180.0)
     await mover.send({"type": "location", "lat": mover_to[0], "lng": mover_to[1]})
     await unskilled.send({"type": "location", "lat": PARIS[0], "lng": PARIS[1]})

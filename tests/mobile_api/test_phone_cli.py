@@ -38,6 +38,19 @@ def test_accept_and_go_default_to_the_newest_offer_and_the_assigned_job() -> Non
     assert state.last_seq == 4
 
 
+def test_release_hands_back_the_assigned_job_with_the_rest_of_the_line_as_reason() -> None:
+    """``release`` names the job assigned to the phone; once released it is no longer theirs."""
+    state = PhoneState()
+    state.saw({"type": "assigned", "offer_id": "off_1", "job_id": "job_1", "seq": 1})
+    assert translate("release van broke down", state) == {
+        "type": "release",
+        "job_id": "job_1",
+        "reason": "van broke down",
+    }
+    state.saw({"type": "released", "job_id": "job_1", "state": "open"})
+    assert state.job is None
+
+
 @pytest.mark.parametrize(
     ("line", "usage"),
     [
@@ -48,10 +61,11 @@ def test_accept_and_go_default_to_the_newest_offer_and_the_assigned_job() -> Non
         ("accept", "usage: accept [OFFER] (no offer received yet; give an offer id)"),
         ("accept a b", "usage: accept [OFFER] (at most one offer id)"),
         ("available now", "usage: available (no argument)"),
+        ("release", "usage: release [REASON] (no job assigned to you)"),
         (
             "hello",
             "not understood: 'hello'; type one of available, busy, off, loc, accept, decline,"
-            " go, ping, or a JSON frame (fieldcloud phone --help)",
+            " go, release, ping, or a JSON frame (fieldcloud phone --help)",
         ),
     ],
 )

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from dispatch.errors import NotFound, OfferClosed, Unavailable
+from dispatch.errors import NotEligible, NotFound, OfferClosed, Unavailable
 from dispatch.models import Availability, Job, JobState, Worker, WorkerKind
 from dispatch.stores.ports import LoggedNotice
 from mobile_api.protocol.calls import (
@@ -21,6 +21,7 @@ from mobile_api.protocol.calls import (
     Close,
     Decline,
     Progress,
+    Release,
     Replay,
     ReportLocation,
     SetStatus,
@@ -369,6 +370,40 @@ def test_completing_the_job_makes_the_snapshot_available(config: PhoneConfig) ->
     proto.progressed(call, job)
     assert proto.worker.availability is Availability.AVAILABLE
     assert take(proto) == [{"type": "progress", "job_id": "job_1", "state": "completed"}]
+
+
+def test_release_hands_the_job_back_and_makes_the_snapshot_available(
+    config: PhoneConfig,
+) -> None:
+    """``release`` calls ``Release`` with its reason (empty by default); the job is
+    echoed open and the worker is available again in the snapshot."""
+    proto = opened(config)
+    proto.worker.availability = Availability.BUSY
+    call = proto.receive_text('{"type":"release","job_id":"job_1","reason":"flat tyre"}')
+    assert call == Release("job_1", "flat tyre")
+    assert proto.receive_text('{"type":"release","job_id":"job_1"}') == Release("job_1", "")
+    job = Job("job_1", "org_1", "Fix", 1.0, 2.0, frozenset(), 0, JobState.OPEN, T0, T0)
+    proto.released(call, job)
+    assert proto.worker.availability is Availability.AVAILABLE
+    assert take(proto) == [{"type": "released", "job_id": "job_1", "state": "open"}]
+
+
+def test_going_off_duty_with_a_job_gets_an_error_naming_the_job(config: PhoneConfig) -> None:
+    """A ``NotEligible`` that names a job puts its id on the error frame; the snapshot stays."""
+    proto = opened(config)
+    proto.worker.availability = Availability.BUSY
+    call = proto.receive_text('{"type":"status","status":"off_duty"}')
+    assert call is not None
+    assert proto.failed(call, NotEligible("job job_1 is yours", job_id="job_1")) is None
+    assert proto.worker.availability is Availability.BUSY
+    assert take(proto) == [
+        {
+            "type": "error",
+            "code": "not_eligible",
+            "message": "job job_1 is yours",
+            "job_id": "job_1",
+        }
+    ]
 
 
 def test_a_refused_call_gets_an_error_frame_naming_the_offer(config: PhoneConfig) -> None:

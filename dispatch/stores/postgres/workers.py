@@ -27,6 +27,10 @@ class FixCache(Protocol):
 
     def set_fix(self, org_id: str, worker_id: str, fix: Fix) -> Awaitable[None]: ...
 
+    def forget_fix(self, org_id: str, worker_id: str) -> Awaitable[None]:
+        """Delete the worker's last fix, after any ``set_fix`` of theirs submitted before."""
+        ...
+
     async def get_fixes(self, wanted: Mapping[str, Sequence[str]]) -> Mapping[str, Fix]:
         """The last fixes of ``{org id: worker ids}`` (absent: none known)."""
         ...
@@ -94,6 +98,9 @@ class PgWorkerStore:
 
     def set_fix(self, org_id: str, worker_id: str, fix: Fix) -> Awaitable[None]:
         return self._fixes.set_fix(org_id, worker_id, fix)
+
+    def forget_fix(self, org_id: str, worker_id: str) -> Awaitable[None]:
+        return self._fixes.forget_fix(org_id, worker_id)
 
     async def set_availability(self, worker_id: str, availability: Availability) -> None:
         await self._q.execute(

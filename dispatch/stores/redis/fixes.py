@@ -41,7 +41,8 @@ class RedisFixes:
     """The workers' last fixes (``keys.fixes``), written through the ``RedisWriter``.
 
     A worker's entry is replaced by its next fix and never expires by itself
-    (one entry per worker; readers judge a fix's age by its timestamp).
+    (one entry per worker; readers judge a fix's age by its timestamp); it is
+    deleted when the worker goes off duty (``forget_fix``).
     """
 
     def __init__(self, client: aioredis.Redis, keys: Keys, writer: RedisWriter) -> None:
@@ -51,6 +52,9 @@ class RedisFixes:
 
     def set_fix(self, org_id: str, worker_id: str, fix: Fix) -> Awaitable[None]:
         return self._writer.set_fix(org_id, worker_id, fix)
+
+    def forget_fix(self, org_id: str, worker_id: str) -> Awaitable[None]:
+        return self._writer.forget_fix(org_id, worker_id)
 
     async def get_fixes(self, wanted: Mapping[str, Sequence[str]]) -> Mapping[str, Fix]:
         """The last fixes of ``{org id: worker ids}``, one pipeline for all orgs."""

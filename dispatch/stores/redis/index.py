@@ -59,7 +59,7 @@ MOVE_SCRIPT = Script(
 -- KEYS: where hash, populated-cells geo set, polar hash, reach string, fixes
 -- hash, then the cell hashes written. ARGV[1] = the cell key prefix, ARGV[2]
 -- = the writes, one line each of four tab-separated fields: op ('f' fix /
--- 'u' upsert / 'r' remove), worker id, the cell ('u': "hex lng lat reach",
+-- 'd' forget the fix / 'u' upsert / 'r' remove), worker id, the cell ('u': "hex lng lat reach",
 -- its center and circumradius), value (the encoded fix for 'f', "lat,lng"
 -- for 'u').
 -- Old cells come from the where hash; they share the slot (org tag).
@@ -90,6 +90,8 @@ end
 for op, w, place, value in string.gmatch(ARGV[2], '(%a)\\t([^\\t]*)\\t([^\\t]*)\\t([^\\n]*)\\n') do
   if op == 'f' then
     redis.call('HSET', fixes, w, value)
+  elseif op == 'd' then
+    redis.call('HDEL', fixes, w)
   else
     local old = redis.call('HGET', where, w)
     if op == 'u' then

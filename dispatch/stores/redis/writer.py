@@ -35,7 +35,7 @@ __all__ = ["RedisWriter"]
 class _Op:
     """One buffered write: a last fix, or an index upsert/remove."""
 
-    kind: str  # "f", "u" or "r"
+    kind: str  # "f" (fix), "d" (forget the fix), "u" or "r" (index)
     org_id: str
     worker_id: str
     cell: str = ""  # "u": the cell hex
@@ -83,6 +83,10 @@ class RedisWriter:
         a pipeline); the returned future resolves once it has executed.
         """
         return self._enqueue(_Op("f", org_id, worker_id, value=encode_fix(fix)))
+
+    def forget_fix(self, org_id: str, worker_id: str) -> asyncio.Future[None]:
+        """Delete the worker's last fix, after every write of theirs queued before."""
+        return self._enqueue(_Op("d", org_id, worker_id))
 
     async def upsert(
         self, org_id: str, worker_id: str, cell: str, place: str, lat: float, lng: float
