@@ -228,6 +228,11 @@ async def test_sigterm_under_load_loses_no_notice_and_leaves_no_worker_busy(
                     await ws.send(json.dumps({"type": "ping"}))
                     assert json.loads(await ws.recv())["type"] == "pong"
             assert "Cancel" not in a.log_path.read_text()  # no handler cut off at the grace
+            async with httpx.AsyncClient(base_url=b.base, timeout=5) as client:
+                scraped = (await client.get("/metrics")).text
+            assert "\nfieldcloud_outbox_backlog 0.0\n" in scraped
+            accepted = 'fieldcloud_offers_total{outcome="accepted"} '
+            assert float(scraped.split(accepted)[1].split()[0]) >= PHONES  # B assigned jobs too
         finally:
             for task in tasks:
                 task.cancel()
