@@ -128,6 +128,10 @@ class DispatchService:
         self.observers: list[Observer] = []
         """Told every committed job change (metrics); each must be quick and never raise."""
 
+    def new_id(self, prefix: str) -> str:
+        """A fresh id such as ``req_…`` from the service's id factory."""
+        return self._ids(prefix)
+
     # -- organisations and workers ---------------------------------------------
 
     async def create_org(self, name: str) -> tuple[Organisation, str]:

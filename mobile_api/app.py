@@ -15,6 +15,7 @@ its handler's task for as long as it is connected.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import secrets
 import time
@@ -31,6 +32,7 @@ from starlette.types import Receive, Scope, Send
 from dispatch.errors import DispatchError
 from dispatch.service import OUTBOX_SWEEP_S, Clock, CommitHook, DispatchService
 from dispatch.stores.memory import MemoryPresence, memory_stores
+from dispatch.stores.open311_memory import MemoryOpen311Store
 from dispatch.stores.ports import Stores
 
 from . import departures
@@ -131,6 +133,8 @@ def create_app(
             stores, mode = backend.stores, "production"
         else:
             stores, mode = memory_stores(settings.dispatch.resolution, settings.log_size), "memory"
+        if stores.open311 is None:  # a test's backend without Open311 records
+            stores = dataclasses.replace(stores, open311=MemoryOpen311Store())
         # 2. The service and the runtime the handlers see.
         service = DispatchService(stores, settings.dispatch, clock, after_commit=after_commit)
         admin_token = settings.admin_token or secrets.token_urlsafe(24)

@@ -8,6 +8,7 @@ role       secret                            may
 admin      ``FIELDCLOUD_ADMIN_TOKEN``        create organisations
 org        an organisation's API key         manage its workers and jobs
 worker     a worker's device token           open ``/v1/ws/worker``
+open311    an Open311 client key             post GeoReport requests (``api_key``)
 =========  ================================  ====================================
 
 Rules for handlers (HTTP routes and socket handshakes):
@@ -42,6 +43,7 @@ from starlette.datastructures import Headers
 
 from dispatch.credentials import DEVICE_TOKEN, ORG_KEY, kind_of
 from dispatch.models import Worker
+from dispatch.open311.service import OPEN311_KEY, client_for_secret
 from dispatch.service import DispatchService
 
 from .errors import ApiError
@@ -59,12 +61,15 @@ class Role(enum.StrEnum):
     """An organisation's integration key: its workers and jobs."""
     WORKER = "worker"
     """A technician's device: the phone socket, for that worker only."""
+    OPEN311 = "open311"
+    """A citizen app's Open311 client key: posts GeoReport requests and nothing else."""
 
 
 NEEDS: dict[Role, str] = {
     Role.ADMIN: "the admin token",
     Role.ORG: "an organisation API key",
     Role.WORKER: "a worker device token",
+    Role.OPEN311: "an Open311 client key",
 }
 """How a 403 names each role a call would have taken."""
 
@@ -112,9 +117,15 @@ async def _device_token(service: DispatchService, secret: str) -> Principal | No
     return Principal(Role.WORKER, worker.org_id, worker.id, worker)
 
 
+async def _open311_key(service: DispatchService, secret: str) -> Principal | None:
+    client = await client_for_secret(service.stores, secret)
+    return None if client is None else Principal(Role.OPEN311, client.org_id)
+
+
 LOOKUPS: dict[str, Lookup] = {
     ORG_KEY: _org_key,
     DEVICE_TOKEN: _device_token,
+    OPEN311_KEY: _open311_key,
 }
 """The store lookup for each secret prefix (``dispatch.credentials``)."""
 

@@ -16,6 +16,8 @@ from collections.abc import Awaitable, Callable
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from .open311 import config as open311_config
+from .open311 import endpoints as open311
 from .resources import health, jobs, metrics, orgs, workers
 from .runtime import Runtime
 from .sockets import worker
@@ -32,6 +34,18 @@ ROUTES = [
     Route("/v1/jobs", jobs.create_job, methods=["POST"]),
     Route("/v1/jobs/{job_id}", jobs.get_job, methods=["GET"]),
     Route("/v1/jobs/{job_id}/cancel", jobs.cancel_job, methods=["POST"]),
+    Route("/v1/services", open311_config.list_services, methods=["GET"]),
+    Route("/v1/services/{service_code}", open311_config.put_service, methods=["PUT"]),
+    Route("/v1/services/{service_code}", open311_config.delete_service, methods=["DELETE"]),
+    Route("/v1/open311/keys", open311_config.create_key, methods=["POST"]),
+    Route("/v1/open311/keys/{key_id}", open311_config.revoke_key, methods=["DELETE"]),
+    Route("/open311/v2/discovery.{fmt}", open311.discovery, methods=["GET"]),
+    Route("/open311/v2/services.{fmt}", open311.services, methods=["GET"]),
+    Route("/open311/v2/services/{service_code}.{fmt}", open311.service_definition, methods=["GET"]),
+    Route("/open311/v2/requests.{fmt}", open311.post_request, methods=["POST"]),
+    Route("/open311/v2/requests.{fmt}", open311.list_requests, methods=["GET"]),
+    Route("/open311/v2/requests/{service_request_id}.{fmt}", open311.get_request, methods=["GET"]),
+    Route("/open311/v2/tokens/{token}.{fmt}", open311.get_token, methods=["GET"]),
 ]
 
 SOCKETS: dict[str, SocketEndpoint] = {

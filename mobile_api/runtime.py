@@ -11,10 +11,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from dispatch.errors import Unavailable
+from dispatch.open311.service import Open311Service
 from dispatch.service import DispatchService
 from dispatch.stores.ports import Presence
 
 from .departures import Departures
+from .open311.geocoding import Geocoder
 from .presence import PresenceKeeper
 from .protocol.frames import CLOSE_SUPERSEDED
 from .protocol.phone import PhoneConfig
@@ -74,6 +76,10 @@ class Runtime:
     """Claims and refreshes ``presence`` for every open socket."""
     phone: PhoneConfig = field(init=False)
     """What every phone socket shares (``protocol.phone``)."""
+    open311: Open311Service = field(init=False)
+    """Open311 services, client keys and requests (needs ``service.stores.open311``)."""
+    geocoder: Geocoder | None = field(init=False)
+    """The geocoder of ``FIELDCLOUD_GEOCODER``, if one is configured."""
 
     def __post_init__(self) -> None:
         self.keeper = PresenceKeeper(self.presence, self.sessions, self.settings.presence_refresh_s)
@@ -82,6 +88,8 @@ class Runtime:
             max_frame_bytes=self.settings.max_frame_bytes,
             clock=self.service.clock,
         )
+        self.open311 = Open311Service(self.service, self.settings.travel_speed_kmh / 3.6)
+        self.geocoder = Geocoder.from_settings(self.settings)
 
     async def register(self, session: Session) -> None:
         """Make ``session`` the worker's only one here, closing an older one."""

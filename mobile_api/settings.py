@@ -23,6 +23,12 @@ variable                       meaning                                     defau
 ``FIELDCLOUD_DISCONNECT_FORGET_S`` a phone gone this long loses its fix     600
 ``FIELDCLOUD_LOG_LEVEL``       debug, info, warning or error               info (demo: warning)
 ``FIELDCLOUD_ACCESS_LOG``      one log line per HTTP request (1/0)         0
+``FIELDCLOUD_TRAVEL_SPEED_KMH`` crews' straight-line speed (Open311 ETA)    30
+``FIELDCLOUD_GEOCODER``        geopy geocoder for Open311 addresses        unset
+``FIELDCLOUD_GEOCODER_DOMAIN`` the geocoder's host[:port]                  its own
+``FIELDCLOUD_GEOCODER_SCHEME`` ``https`` or ``http``                       https
+``FIELDCLOUD_GEOCODER_USER_AGENT`` User-Agent sent to the geocoder         fieldcloud
+``FIELDCLOUD_GEOCODER_API_KEY`` the geocoder's API key, if it needs one     unset
 =============================  ==========================================  ========
 
 Either both ``DATABASE_URL`` and ``REDIS_URL`` are set (production) or
@@ -70,6 +76,14 @@ class Settings:
     log_level: str | None = None
     """One of ``LOG_LEVELS``; None: the command's default (info, the demo warning)."""
     access_log: bool = False
+    travel_speed_kmh: float = 30.0
+    """How fast a crew is taken to travel, in a straight line, for ``expected_datetime``."""
+    geocoder: str | None = None
+    """A geopy geocoder name (``nominatim``, ``photon``, ``googlev3``…); None: no geocoding."""
+    geocoder_domain: str | None = None
+    geocoder_scheme: str = "https"
+    geocoder_user_agent: str = "fieldcloud"
+    geocoder_api_key: str | None = field(default=None, repr=False)
 
     @property
     def production(self) -> bool:
@@ -92,7 +106,8 @@ class Settings:
             f" fix max age {d.fix_max_age_s:g} s, H3 resolution {d.resolution},"
             f" frame cap {self.max_frame_bytes} B, {self.log_size} notices kept per worker,"
             f" tick {self.tick_s:g} s, presence refresh {self.presence_refresh_s:g} s,"
-            f" access log {'on' if self.access_log else 'off'}"
+            f" access log {'on' if self.access_log else 'off'},"
+            f" geocoder {self.geocoder or 'none'}"
         )
 
     @classmethod
@@ -137,6 +152,14 @@ class Settings:
                 "FIELDCLOUD_LOG_LEVEL", _log_level, None, expect=", ".join(LOG_LEVELS)
             ),
             access_log=env.get("FIELDCLOUD_ACCESS_LOG", _flag, False, expect="1 or 0"),
+            travel_speed_kmh=env.get("FIELDCLOUD_TRAVEL_SPEED_KMH", float, 30.0),
+            geocoder=env.get("FIELDCLOUD_GEOCODER", _geocoder, None, expect="a geopy geocoder"),
+            geocoder_domain=env.get("FIELDCLOUD_GEOCODER_DOMAIN", str, None),
+            geocoder_scheme=env.get(
+                "FIELDCLOUD_GEOCODER_SCHEME", _scheme, "https", expect="https or http"
+            ),
+            geocoder_user_agent=env.get("FIELDCLOUD_GEOCODER_USER_AGENT", str, "fieldcloud"),
+            geocoder_api_key=env.get("FIELDCLOUD_GEOCODER_API_KEY", str, None),
         )
         if not 0 < settings.port < 65536:
             raise SettingsError("PORT must be between 1 and 65535")
@@ -149,6 +172,8 @@ class Settings:
             )
         if not settings.disconnect_forget_s > 0:
             raise SettingsError("FIELDCLOUD_DISCONNECT_FORGET_S must be positive")
+        if not 0 < settings.travel_speed_kmh < 1000:
+            raise SettingsError("FIELDCLOUD_TRAVEL_SPEED_KMH must be between 0 and 1000")
         return settings
 
 
@@ -170,6 +195,23 @@ def redact_url(url: str | None) -> str:
 
 def _log_level(text: str) -> str:
     if text.lower() not in LOG_LEVELS:
+        raise ValueError(text)
+    return text.lower()
+
+
+def _geocoder(text: str) -> str:
+    from geopy.exc import GeocoderNotFound
+    from geopy.geocoders import get_geocoder_for_service
+
+    try:
+        get_geocoder_for_service(text.lower())
+    except GeocoderNotFound:
+        raise ValueError(text) from None
+    return text.lower()
+
+
+def _scheme(text: str) -> str:
+    if text.lower() not in ("https", "http"):
         raise ValueError(text)
     return text.lower()
 

@@ -41,6 +41,7 @@ from ..models import (
     Worker,
 )
 from ..offers import JobBook
+from .open311_memory import MemoryOpen311Store
 from .ports import LoggedNotice, Nearby, Notice, Stores
 
 
@@ -185,6 +186,13 @@ class MemoryJobStore:
         if job is None or job.org_id != org_id:
             return None
         return replace(job)
+
+    async def get_jobs(self, org_id: str, job_ids: Sequence[str]) -> dict[str, Job]:
+        return {
+            i: replace(job)
+            for i in job_ids
+            if (job := self._jobs.get(i)) is not None and job.org_id == org_id
+        }
 
     async def history(self, org_id: str, job_id: str) -> list[JobEvent]:
         job = self._jobs.get(job_id)
@@ -400,6 +408,7 @@ def memory_stores(resolution: int, log_size: int = 256) -> Stores:
         locations=MemoryLocationIndex(resolution),
         feed=MemoryWorkerFeed(log_size),
         outbox=outbox,
+        open311=MemoryOpen311Store(),
     )
 
 

@@ -42,6 +42,7 @@ from typing import Any, Protocol
 from ..effects import Effect
 from ..models import Availability, Fix, Job, JobEvent, Offer, Organisation, Worker
 from ..offers import JobBook
+from ..open311.models import ClientKey, ServiceDefinition, ServiceRequest
 
 Notice = Mapping[str, Any]
 """A JSON-ready message for one worker (``type`` plus fields)."""
@@ -118,6 +119,10 @@ class JobStore(Protocol):
     async def add_job(self, job: Job, event: JobEvent) -> None: ...
 
     async def get_job(self, org_id: str, job_id: str) -> Job | None: ...
+
+    async def get_jobs(self, org_id: str, job_ids: Sequence[str]) -> dict[str, Job]:
+        """The organisation's jobs among ``job_ids``, by id (one read for a list view)."""
+        ...
 
     async def history(self, org_id: str, job_id: str) -> list[JobEvent]: ...
 
@@ -243,6 +248,55 @@ class Presence(Protocol):
         ...
 
 
+class Open311Store(Protocol):
+    """Open311 service definitions, client keys (hashed) and service requests.
+
+    Rules beyond the module's: ``put_service`` replaces the definition of
+    the same code wholesale; a revoked key is never found again by its hash;
+    ``find_requests`` answers newest first.
+    """
+
+    async def put_service(self, service: ServiceDefinition) -> bool:
+        """Store the definition; True if the code was new to the organisation."""
+        ...
+
+    async def get_service(self, org_id: str, code: str) -> ServiceDefinition | None: ...
+
+    async def list_services(self, org_id: str) -> list[ServiceDefinition]:
+        """The organisation's services, by code."""
+        ...
+
+    async def delete_service(self, org_id: str, code: str) -> bool: ...
+
+    async def add_key(self, key: ClientKey, key_hash: str) -> None: ...
+
+    async def key_by_hash(self, key_hash: str) -> ClientKey | None: ...
+
+    async def revoke_key(self, org_id: str, key_id: str) -> bool:
+        """Revoke the organisation's key; False if it has no such live key."""
+        ...
+
+    async def add_request(self, request: ServiceRequest) -> None: ...
+
+    async def get_request(self, org_id: str, request_id: str) -> ServiceRequest | None: ...
+
+    async def request_by_token(self, org_id: str, token: str) -> ServiceRequest | None: ...
+
+    async def find_requests(
+        self,
+        org_id: str,
+        *,
+        ids: Sequence[str] | None = None,
+        codes: Sequence[str] | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int = 1000,
+    ) -> list[ServiceRequest]:
+        """Requests by id (``ids`` ignores the other filters), or by service code and a
+        ``requested_at`` window (both ends inclusive); newest first, at most ``limit``."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class Stores:
     """One backend's full set of ports, as the service receives them."""
@@ -253,3 +307,5 @@ class Stores:
     locations: LocationIndex
     feed: WorkerFeed
     outbox: Outbox
+    open311: Open311Store | None = None
+    """Open311 records; None in a backend built without them (the app adds memory ones)."""

@@ -11,6 +11,7 @@ port               service     module
 ``WorkerStore``    PostgreSQL  ``postgres.workers.PgWorkerStore`` (last fix: ``redis.fixes``)
 ``JobStore``       PostgreSQL  ``postgres.jobs.PgJobStore``
 ``Outbox``         PostgreSQL  ``postgres.outbox.PgOutbox``
+``Open311Store``   PostgreSQL  ``postgres.open311.PgOpen311Store``
 ``LocationIndex``  Redis       ``redis.index.RedisLocationIndex``
 ``WorkerFeed``     Redis       ``redis.feed.RedisWorkerFeed``
 presence           Redis       ``redis.presence.RedisPresence``
@@ -47,6 +48,7 @@ from ..errors import Unavailable
 from .ports import Stores
 from .postgres.jobs import PgJobStore
 from .postgres.migrations import MigrationError, migrate, pending
+from .postgres.open311 import PgOpen311Store
 from .postgres.organisations import PgOrgStore
 from .postgres.outbox import PgOutbox
 from .postgres.pool import create_pool, pg_errors
@@ -138,6 +140,7 @@ async def open_production_stores(
         locations=RedisLocationIndex(client, keys, writer, resolution),
         feed=feed,
         outbox=PgOutbox(pool),
+        open311=PgOpen311Store(pool),
     )
     return ProductionBackend(
         stores=stores,

@@ -58,7 +58,10 @@ T = TypeVar("T")
 STALE_AFTER_S = 3600.0
 _STAMP = "fieldcloud test database, created at "
 
-_TABLES = "outbox, job_events, offers, jobs, workers, org_keys, orgs"
+_TABLES = (
+    "open311_requests, open311_keys, open311_services,"
+    " outbox, job_events, offers, jobs, workers, org_keys, orgs"
+)
 
 
 @dataclass

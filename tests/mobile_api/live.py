@@ -368,9 +368,13 @@ async def running_server(
     access_log: bool = False,
     log_level: str = "warning",
     clock: Clock = time.time,
+    extra: dict[str, Any] | None = None,
 ) -> AsyncIterator[LiveServer]:
-    """Serve ``create_app`` on a free loopback port until the block exits."""
+    """Serve ``create_app`` on a free loopback port until the block exits.
+
+    ``extra`` adds ``Settings`` fields (a geocoder's, say)."""
     settings = Settings(
+        **(extra or {}),
         admin_token=ADMIN_TOKEN,
         port=0,
         dispatch=dispatch,

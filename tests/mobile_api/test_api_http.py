@@ -78,6 +78,18 @@ async def test_a_missing_or_wrong_token_answers_401_json(
 PUBLIC = {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics")}
 """Routes that answer without a token."""
 
+GEOREPORT = {
+    ("GET", "/open311/v2/discovery.{fmt}"),
+    ("GET", "/open311/v2/services.{fmt}"),
+    ("GET", "/open311/v2/services/{service_code}.{fmt}"),
+    ("GET", "/open311/v2/requests.{fmt}"),
+    ("GET", "/open311/v2/requests/{service_request_id}.{fmt}"),
+    ("GET", "/open311/v2/tokens/{token}.{fmt}"),
+    ("POST", "/open311/v2/requests.{fmt}"),
+}
+"""Open311 GeoReport: reads are open, a post carries its ``api_key`` in the form
+(tests/mobile_api/test_open311_api.py checks both)."""
+
 ROLES_OF: dict[tuple[str, str], set[Role]] = {
     ("POST", "/v1/orgs"): {Role.ADMIN},
     ("POST", "/v1/workers"): {Role.ORG},
@@ -85,16 +97,25 @@ ROLES_OF: dict[tuple[str, str], set[Role]] = {
     ("POST", "/v1/jobs"): {Role.ORG},
     ("GET", "/v1/jobs/{job_id}"): {Role.ORG},
     ("POST", "/v1/jobs/{job_id}/cancel"): {Role.ORG},
+    ("GET", "/v1/services"): {Role.ORG},
+    ("PUT", "/v1/services/{service_code}"): {Role.ORG},
+    ("DELETE", "/v1/services/{service_code}"): {Role.ORG},
+    ("POST", "/v1/open311/keys"): {Role.ORG},
+    ("DELETE", "/v1/open311/keys/{key_id}"): {Role.ORG},
 }
 """The roles each protected route takes; every other role is refused 403."""
 
-BODIES: dict[str, dict[str, Any]] = {"/v1/orgs": {"name": "X"}, "/v1/workers": {"name": "X"}}
+BODIES: dict[str, dict[str, Any]] = {
+    "/v1/orgs": {"name": "X"},
+    "/v1/workers": {"name": "X"},
+    "/v1/open311/keys": {"name": "X"},
+}
 
 
 def test_every_route_says_which_roles_it_takes() -> None:
     """The role table covers the route table exactly, so a new route cannot be left out."""
     served = {(m, r.path) for r in ROUTES if isinstance(r, Route) for m in r.methods or ()}
-    assert served - {("HEAD", path) for _, path in served} == PUBLIC | set(ROLES_OF)
+    assert served - {("HEAD", path) for _, path in served} == PUBLIC | GEOREPORT | set(ROLES_OF)
 
 
 async def test_each_route_refuses_every_role_it_does_not_take_403(
@@ -102,14 +123,20 @@ async def test_each_route_refuses_every_role_it_does_not_take_403(
 ) -> None:
     """A valid secret of a role the route does not take answers 403; one it takes passes."""
     cred = await server.create_worker(org, "Ann")
-    secrets = {Role.ADMIN: ADMIN_TOKEN, Role.ORG: org.key, Role.WORKER: cred.token}
+    r = await server.http.post("/v1/open311/keys", json={"name": "app"}, headers=org.headers)
+    secrets = {
+        Role.ADMIN: ADMIN_TOKEN,
+        Role.ORG: org.key,
+        Role.WORKER: cred.token,
+        Role.OPEN311: r.json()["api_key"],
+    }
     for (method, path), allowed in ROLES_OF.items():
-        url = path.format(worker_id=cred.id, job_id="job_x")
+        url = path.format(worker_id=cred.id, job_id="job_x", service_code="x", key_id="o3k_x")
         for role, secret in secrets.items():
             r = await server.http.request(
                 method,
                 url,
-                json=BODIES.get(path, JOB) if method == "POST" else None,
+                json=BODIES.get(path, JOB) if method in ("POST", "PUT") else None,
                 headers={"Authorization": f"Bearer {secret}"},
             )
             if role in allowed:

@@ -66,3 +66,25 @@ def test_docs_configuration_lists_every_variable_the_settings_read() -> None:
     assert {"DATABASE_URL", "FIELDCLOUD_LOG_LEVEL", "FIELDCLOUD_ACCESS_LOG"} <= read
     doc = (root / "docs" / "configuration.md").read_text()
     assert sorted(name for name in read if f"| `{name}` |" not in doc) == []
+
+
+def test_the_open311_settings_are_read_and_a_bad_geocoder_is_refused() -> None:
+    """FIELDCLOUD_GEOCODER takes geopy's names; the travel speed must be positive."""
+    loaded = Settings.from_environ(
+        {
+            "FIELDCLOUD_GEOCODER": "Nominatim",
+            "FIELDCLOUD_GEOCODER_SCHEME": "http",
+            "FIELDCLOUD_GEOCODER_API_KEY": "geo-secret",
+            "FIELDCLOUD_TRAVEL_SPEED_KMH": "45",
+        }
+    )
+    assert (loaded.geocoder, loaded.geocoder_scheme) == ("nominatim", "http")
+    assert loaded.travel_speed_kmh == 45.0
+    assert "geo-secret" not in loaded.summary() + repr(loaded)
+    assert Settings.from_environ({}).geocoder is None
+    with pytest.raises(SettingsError, match="FIELDCLOUD_GEOCODER='atlas'"):
+        Settings.from_environ({"FIELDCLOUD_GEOCODER": "atlas"})
+    with pytest.raises(SettingsError, match="FIELDCLOUD_GEOCODER_SCHEME"):
+        Settings.from_environ({"FIELDCLOUD_GEOCODER_SCHEME": "ftp"})
+    with pytest.raises(SettingsError, match="FIELDCLOUD_TRAVEL_SPEED_KMH"):
+        Settings.from_environ({"FIELDCLOUD_TRAVEL_SPEED_KMH": "0"})

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Any
@@ -169,6 +169,14 @@ class PgJobStore:
             f"SELECT {JOBS.select} FROM jobs WHERE id = $1 AND org_id = $2", job_id, org_id
         )
         return None if row is None else _job(row)
+
+    async def get_jobs(self, org_id: str, job_ids: Sequence[str]) -> dict[str, Job]:
+        rows = await self._q.fetch(
+            f"SELECT {JOBS.select} FROM jobs WHERE id = ANY($1::text[]) AND org_id = $2",
+            list(job_ids),
+            org_id,
+        )
+        return {row["id"]: _job(row) for row in rows}
 
     async def history(self, org_id: str, job_id: str) -> list[JobEvent]:
         rows = await self._q.fetch(
