@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import math
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from geo import GeoError, validate_latlng
@@ -44,6 +44,7 @@ from .models import (
     Job,
     JobEvent,
     JobState,
+    Offer,
     Organisation,
     Worker,
     WorkerKind,
@@ -61,6 +62,8 @@ Step = Callable[[JobBook, float], Awaitable[Outcome]]
 """An engine step run inside a job transaction: ``(book, now) -> outcome``."""
 CommitHook = Callable[[Sequence[Effect]], Awaitable[None]]
 """Called after a job transaction committed, before its effects are delivered."""
+Observer = Callable[[Job, Sequence[JobEvent], Mapping[str, Offer]], None]
+"""Told each committed job change: the job, its new events and the job's offers."""
 
 OUTBOX_LEASE_S = 5.0
 """How long the committing instance has to deliver an effect before a sweeper may."""
@@ -122,6 +125,8 @@ class DispatchService:
         self.engine = OfferEngine(config, lambda: ids("off"))
         self._reach_checked: dict[str, tuple[int, float]] = {}
         self._open_jobs_seen: dict[str, tuple[float, bool]] = {}
+        self.observers: list[Observer] = []
+        """Told every committed job change (metrics); each must be quick and never raise."""
 
     def new_id(self, prefix: str) -> str:
         """A fresh id such as ``req_…`` from the service's id factory."""
@@ -208,6 +213,8 @@ class DispatchService:
         )
         await self.stores.jobs.add_job(job, created)
         log_events(job, [created])
+        for observe in self.observers:
+            observe(job, [created], {})
         self._open_jobs_seen[org_id] = (now, True)
         try:
             # Nobody has been offered the new job, so wave 1's search does not
@@ -527,6 +534,8 @@ class DispatchService:
                 effects_of(book.job, out, lambda: self._ids("eff"), now, self._lease_s)
             )
         log_events(book.job, out.events)
+        for observe in self.observers:
+            observe(book.job, out.events, book.offers)
         if book.effects:
             if self._after_commit is not None:
                 await self._after_commit(book.effects)

@@ -4,7 +4,7 @@
 lifespan starts. The lifespan opens the stores (in-process, or PostgreSQL +
 Redis in production), builds the ``DispatchService``, starts the deadline
 ticker and the outbox sweeper, and on shutdown tears it all down in order
-(see ``lifespan``).
+(the sequence is ``shutdown``'s module docstring).
 
 The websocket endpoints (``routes.SOCKETS``: the phone socket
 ``WS /v1/ws/worker``) are served ahead of Starlette's routing and middleware
@@ -14,13 +14,13 @@ its handler's task for as long as it is connected.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
+from functools import partial
 from typing import Any
 
 from starlette.applications import Starlette
@@ -37,9 +37,11 @@ from dispatch.stores.ports import Stores
 
 from . import departures
 from .errors import ApiError, error_response, handle_api_error, handle_dispatch_error
-from .routes import ROUTES, SOCKETS
+from .metrics import LOOP_LAG_EVERY_S, Metrics
+from .routes import ROUTES, SOCKET_ROLES, SOCKETS
 from .runtime import Runtime
 from .settings import Settings
+from .shutdown import Loops, shut_down
 
 log = logging.getLogger("fieldcloud")
 
@@ -60,9 +62,16 @@ class FieldcloudApp(Starlette):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":
-            endpoint = SOCKETS.get(_route_path(scope))
+            path = _route_path(scope)
+            endpoint = SOCKETS.get(path)
             if endpoint is not None:
-                await endpoint(self.state.runtime, scope, receive, send)
+                runtime = self.state.runtime
+                await self.state.metrics.serve_socket(
+                    SOCKET_ROLES.get(path, "other"),
+                    partial(endpoint, runtime, scope),
+                    receive,
+                    send,
+                )
                 return
         await super().__call__(scope, receive, send)
 
@@ -85,18 +94,6 @@ async def handle_unexpected(request: Request, exc: Exception) -> Response:
     """Any other exception: logged with its traceback, answered 500 without details."""
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return error_response(500, "internal", "unexpected server error")
-
-
-async def _repeat(what: str, call: Callable[[], Awaitable[object]], every_s: float) -> None:
-    """Run ``call`` every ``every_s``, forever; errors are logged, never fatal."""
-    while True:
-        try:
-            await call()
-        except DispatchError as exc:
-            log.warning("%s: %s", what, exc)
-        except Exception:
-            log.exception("%s failed; retrying", what)
-        await asyncio.sleep(every_s)
 
 
 def create_app(
@@ -151,6 +148,9 @@ def create_app(
             instance_id=instance_id,
         )
         app.state.runtime = runtime
+        metrics = Metrics(runtime.received, stores.outbox, clock)
+        service.observers.append(metrics.observe)
+        app.state.metrics = metrics
         log.info(
             "instance %s started, mode %s; %s",
             instance_id,
@@ -158,37 +158,19 @@ def create_app(
             settings.summary(),
         )
         # 3. Background work: the deadline ticker, the outbox sweeper that
-        #    delivers what an instance committed but did not deliver, and the
-        #    sweep that forgets the positions of phones gone too long.
-        background = [
-            asyncio.create_task(
-                _repeat("deadline ticker", service.run_due, settings.tick_s),
-                name="deadline-ticker",
-            ),
-            asyncio.create_task(
-                _repeat("outbox sweeper", service.sweep_outbox, OUTBOX_SWEEP_S),
-                name="outbox-sweeper",
-            ),
-            asyncio.create_task(
-                _repeat("departed phones", runtime.forget_departed, departures.SWEEP_S),
-                name="departed-phones",
-            ),
-        ]
+        #    delivers what an instance committed but did not deliver, the
+        #    sweep that forgets the positions of phones gone too long, and
+        #    the event-loop lag sampler.
+        loops = Loops()
+        loops.start("deadline ticker", service.run_due, settings.tick_s)
+        loops.start("outbox sweeper", service.sweep_outbox, OUTBOX_SWEEP_S)
+        loops.start("departed phones", runtime.forget_departed, departures.SWEEP_S)
+        loops.start("event-loop lag", metrics.sample_loop_lag, LOOP_LAG_EVERY_S)
         try:
             yield {}
         finally:
-            # Shutdown, in order: the server has stopped accepting and closed the
-            # sockets (uvicorn sends 1012); stop the background tasks (what they
-            # were delivering stays in the outbox), then close the stores.
-            for task in background:
-                task.cancel()
-            for task in background:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-            await service.relay.flush()  # delete what was delivered from the outbox
-            await runtime.keeper.aclose()
-            if backend is not None:
-                await backend.close()
+            # The shutdown sequence, step by step: mobile_api/shutdown.py.
+            await shut_down(runtime, loops, None if backend is None else backend.close)
 
     return FieldcloudApp(
         routes=ROUTES,

@@ -56,7 +56,7 @@ async def _preflight(settings: Settings) -> str | None:
 def cmd_serve(args: argparse.Namespace) -> int:
     from .app import create_app
     from .logs import configure_logging
-    from .server import build_server
+    from .server import build_server, run
 
     settings = _settings(args)
     level = settings.log_level or "info"
@@ -79,7 +79,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             print(f"fieldcloud: cannot start: {problem}", file=sys.stderr, flush=True)
             return 1
     # The first log line says the mode and the settings (app.lifespan).
-    build_server(create_app(settings), settings, log_level=level).run()
+    run(build_server(create_app(settings), settings, log_level=level))
     return 0
 
 

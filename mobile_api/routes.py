@@ -18,7 +18,7 @@ from starlette.types import Receive, Scope, Send
 
 from .open311 import config as open311_config
 from .open311 import endpoints as open311
-from .resources import actions, dispatchers, health, jobs, lists, orgs, workers
+from .resources import actions, dispatchers, health, jobs, lists, metrics, orgs, workers
 from .runtime import Runtime
 from .sockets import worker
 
@@ -27,6 +27,7 @@ SocketEndpoint = Callable[[Runtime, Scope, Receive, Send], Awaitable[None]]
 ROUTES = [
     Route("/healthz", health.healthz, methods=["GET"]),
     Route("/readyz", health.readyz, methods=["GET"]),
+    Route("/metrics", metrics.metrics, methods=["GET"]),
     Route("/v1/orgs", orgs.create_org, methods=["POST"]),
     Route("/v1/workers", workers.create_worker, methods=["POST"]),
     Route("/v1/workers/{worker_id}", workers.get_worker, methods=["GET"]),
@@ -59,3 +60,6 @@ ROUTES = [
 SOCKETS: dict[str, SocketEndpoint] = {
     worker.PATH: worker.worker_socket,
 }
+
+SOCKET_ROLES: dict[str, str] = {worker.PATH: "worker"}
+"""The role label of each socket path in the metrics (``fieldcloud_sockets_open``)."""

@@ -6,6 +6,7 @@ it as ``request.app.state.runtime``. Nothing here opens connections itself.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -67,6 +68,8 @@ class Runtime:
     """Checks the backing services answer (raises ``Unavailable``); None in-process."""
     instance_id: str = "local"
     sessions: dict[str, Session] = field(default_factory=dict)
+    received: defaultdict[type, int] = field(default_factory=lambda: defaultdict(int))
+    """Text frames the phone sockets read, by the protocol call they made (``metrics``)."""
     departures: Departures = field(default_factory=Departures)
     """Phones whose socket closed here; forgotten by ``forget_departed``."""
     keeper: PresenceKeeper = field(init=False)

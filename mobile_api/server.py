@@ -11,11 +11,16 @@ CPU is better spent elsewhere), and the access log only when
 from __future__ import annotations
 
 import logging
+import signal
+from types import FrameType
 
 import uvicorn
 from starlette.applications import Starlette
 
 from .settings import Settings
+
+GRACE_S = 5
+"""How long, at shutdown, handlers still running may take before they are cancelled."""
 
 
 def uvicorn_config(
@@ -37,7 +42,7 @@ def uvicorn_config(
         log_level=log_level,
         access_log=settings.access_log,
         server_header=False,
-        timeout_graceful_shutdown=5,
+        timeout_graceful_shutdown=GRACE_S,
     )
 
 
@@ -85,3 +90,24 @@ def build_server(app: Starlette, settings: Settings, *, log_level: str = "info")
     errors.addFilter(_REFUSED_HANDSHAKE)  # once each: a set-like add
     errors.addFilter(_CREDENTIALS)
     return server
+
+
+def run(server: uvicorn.Server) -> None:
+    """Serve until SIGTERM or SIGINT, shut down gracefully, then return.
+
+    uvicorn handles both signals itself (``mobile_api.shutdown`` lists the
+    sequence), and afterwards raises the signal again against the handler
+    that was in place before it started. For SIGTERM that handler is set
+    here: it ends the process with exit status 0, which a supervisor reads
+    as a clean stop (the default action would report death by SIGTERM). A
+    SIGTERM before uvicorn took over ends the process the same way.
+    """
+    previous = signal.signal(signal.SIGTERM, _stopped)
+    try:
+        server.run()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _stopped(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)

@@ -153,6 +153,10 @@ class MemoryOutbox:
             self._effects[effect.id] = effect
         return renewed
 
+    async def backlog(self) -> tuple[int, float | None]:
+        oldest = min((e.created_at for e in self._effects.values()), default=None)
+        return len(self._effects), oldest
+
 
 class MemoryJobStore:
     """Jobs, offers, events, deadlines and an H3 index of open jobs."""

@@ -250,6 +250,10 @@ class Outbox(Protocol):
         """
         ...
 
+    async def backlog(self) -> tuple[int, float | None]:
+        """How many effects wait, and the ``created_at`` of the oldest (None if none)."""
+        ...
+
 
 class Presence(Protocol):
     """Which instance holds which worker's socket, with a time to live."""

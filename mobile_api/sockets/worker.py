@@ -158,6 +158,7 @@ class PhoneSession(Session):
     async def _read_loop(self, receive: Receive) -> None:
         protocol = self.protocol
         receive_text = protocol.receive_text
+        received = self.rt.received  # counted for the metrics, by call
         located = protocol.located
         report_location = self.rt.service.report_location
         wid = self.worker_id
@@ -166,6 +167,7 @@ class PhoneSession(Session):
             text = message.get("text")
             if text is not None:
                 call = receive_text(text)
+                received[type(call)] += 1
                 if type(call) is ReportLocation:  # the hot path, inline
                     try:
                         worker = await report_location(

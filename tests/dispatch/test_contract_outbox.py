@@ -105,3 +105,16 @@ async def test_concurrent_claims_on_two_instances_are_disjoint(backend: Backend)
     ids = [e.id for batch in got for e in batch]
     assert len(ids) == len(set(ids))
     assert sorted(ids) == sorted(written)
+
+
+async def test_the_backlog_counts_what_waits_and_dates_the_oldest(backend: Backend) -> None:
+    """``backlog`` is the number of effects not yet delivered and the oldest one's time."""
+    stores = backend.stores
+    assert await stores.outbox.backlog() == (0, None)
+    job = await add_job(stores, (await add_org(stores)).id)
+    first, second = notice(job.id, 1), notice(job.id, 2)
+    older = Effect(new_id("eff"), EffectKind.NOTICE, "wrk_a", {"n": 0}, job.id, NOW - 7, NOW)
+    await commit(stores, job.id, first, older, second)
+    assert await stores.outbox.backlog() == (3, NOW - 7)
+    await stores.outbox.delivered([older.id, first.id])
+    assert await stores.outbox.backlog() == (1, NOW)

@@ -75,7 +75,7 @@ async def test_a_missing_or_wrong_token_answers_401_json(
         assert r.headers["www-authenticate"].lower().startswith("bearer")
 
 
-PUBLIC = {("GET", "/healthz"), ("GET", "/readyz")}
+PUBLIC = {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics")}
 """Routes that answer without a token."""
 
 CONSOLE = {Role.ORG, Role.DISPATCHER}

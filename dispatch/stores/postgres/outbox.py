@@ -95,3 +95,7 @@ class PgOutbox:
             limit,
         )
         return [_effect(r) for r in sorted(rows, key=lambda r: r["n"])]
+
+    async def backlog(self) -> tuple[int, float | None]:
+        rows = await self._q.fetch("SELECT count(*) AS n, min(created_at) AS oldest FROM outbox")
+        return int(rows[0]["n"]), rows[0]["oldest"]
