@@ -21,6 +21,9 @@ ORG_KEY = "fck"
 DEVICE_TOKEN = "fcw"  # noqa: S105 -- a prefix that names a kind of secret, not a secret
 """Prefix of a worker device's token."""
 
+DISPATCHER_TOKEN = "fcd"  # noqa: S105 -- a prefix that names a kind of secret, not a secret
+"""Prefix of a dispatcher's token (the control room's own role)."""
+
 
 def new_secret(prefix: str) -> str:
     """A fresh secret such as ``fck_…``; the prefix tells what it is for."""

@@ -66,17 +66,22 @@ class OfferClosed(DispatchError):
 
 
 class NotEligible(DispatchError):
-    """The worker may not do that now (busy, off duty, holding a job …).
+    """The worker may not do that now (busy, off duty, holding a job, skills …).
 
     ``job_id`` names the job that stands in the way, when one does (the
-    worker's active job when they try to go off duty).
+    worker's active job when they try to go off duty). ``reason``, when
+    given, is the matching rule's machine-readable reason (a
+    ``matching.Exclusion`` value) and goes on the wire beside the code.
     """
 
     code = "not_eligible"
 
-    def __init__(self, message: str, job_id: str | None = None) -> None:
+    def __init__(
+        self, message: str, job_id: str | None = None, *, reason: str | None = None
+    ) -> None:
         super().__init__(message)
         self.job_id = job_id
+        self.reason = reason
 
 
 class Unavailable(DispatchError):

@@ -21,12 +21,13 @@ JOB_TRANSITIONS: Mapping[JobState, frozenset[JobState]] = {
     JobState.ON_SITE: frozenset({JobState.COMPLETED, JobState.CANCELLED}),
     JobState.COMPLETED: frozenset(),
     JobState.CANCELLED: frozenset(),
-    JobState.UNFILLED: frozenset(),
+    JobState.UNFILLED: frozenset({JobState.OPEN}),
 }
 """Legal job moves. A worker may go straight from assigned to on_site (the
 job was next door); a worker who has not arrived yet may hand the job back
-(assigned or en_route → open, a release); completed, cancelled and unfilled
-are final."""
+(assigned or en_route → open, a release); completed and cancelled are final.
+An unfilled job waits for a dispatcher: only a re-offer or a direct
+assignment opens it again."""
 
 OFFER_TRANSITIONS: Mapping[OfferState, frozenset[OfferState]] = {
     OfferState.PENDING: frozenset(

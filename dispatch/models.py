@@ -151,8 +151,10 @@ class JobEvent:
 
     ``kind`` names what happened (``created``, ``wave``, ``offered``,
     ``declined``, ``expired``, ``assigned``, ``en_route``, ``on_site``,
-    ``completed``, ``cancelled``, ``unfilled``, ``withdrawn``, ``released``); ``data`` holds
-    JSON-ready details. ``seq`` is assigned by the store, 1-based per job.
+    ``completed``, ``cancelled``, ``unfilled``, ``withdrawn``, ``released``,
+    ``reopened``); ``data`` holds JSON-ready details — for a change a
+    dispatcher made, ``by`` (``Actor.as_data``). ``seq`` is assigned by the
+    store, 1-based per job.
     """
 
     job_id: str
@@ -161,3 +163,33 @@ class JobEvent:
     kind: str
     data: Mapping[str, Any] = field(default_factory=dict)
     seq: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Dispatcher:
+    """A person in an organisation's control room, with a token of their own.
+
+    ``revoked_at`` is None while the token works; once revoked it never works
+    again (the record stays, so the event log's ``by`` still names someone).
+    """
+
+    id: str
+    org_id: str
+    name: str
+    created_at: float
+    revoked_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who made a change by hand: a role (``org``, ``dispatcher``) and that caller's id.
+
+    Recorded as ``by`` in the job event a dispatcher action appends.
+    """
+
+    role: str
+    id: str
+
+    def as_data(self) -> dict[str, str]:
+        """The JSON-ready form stored in an event's ``data``."""
+        return {"role": self.role, "id": self.id}

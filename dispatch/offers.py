@@ -26,6 +26,14 @@ escalates at once; one that times out closes its offers as ``expired`` and
 escalates. After the last wave the job is ``unfilled``. A worker who comes
 into reach of an open job while a wave is out joins that wave
 (``offer_to``), and the wave waits for that worker's own full timeout.
+
+A dispatcher steps in through three steps that record who did it (``by``,
+an ``Actor``) in the event they append: ``assign_to`` gives the job to a
+chosen worker at once (the caller has checked, or overridden, the worker's
+eligibility and made the worker busy); ``reoffer`` sends a new wave now over
+a wider radius, beside the offers still out; ``cancel`` takes a ``by`` too.
+Both ``assign_to`` and ``reoffer`` also take an ``unfilled`` job: it is
+opened again first (a ``reopened`` event with ``by``).
 """
 
 from __future__ import annotations
@@ -37,7 +45,7 @@ from typing import TYPE_CHECKING, Any
 from .config import DispatchConfig
 from .errors import IllegalTransition, NotFound, OfferClosed
 from .lifecycle import ACTIVE_JOB_STATES, advance_job, close_offer
-from .models import Assignment, Job, JobEvent, JobState, Offer, OfferState
+from .models import Actor, Assignment, Job, JobEvent, JobState, Offer, OfferState
 
 if TYPE_CHECKING:
     from .effects import Effect
@@ -59,6 +67,8 @@ class WaveSearch:
     wave: int
     radius_m: float
     k: int
+    by: Actor | None = None
+    """Who asked for the wave by hand (``reoffer``); None for the engine's own."""
 
 
 @dataclass(slots=True)
@@ -107,6 +117,9 @@ class Outcome:
         return self
 
 
+BY_HAND = frozenset({JobState.OPEN, JobState.UNFILLED})
+"""The job states a dispatcher may assign or re-offer from."""
+
 CLOSE_REASONS: dict[OfferState, str] = {
     OfferState.TAKEN: "taken",
     OfferState.EXPIRED: "expired",
@@ -149,14 +162,25 @@ class OfferEngine:
         return out
 
     def open_wave(
-        self, book: JobBook, wave: int, candidates: Iterable[Candidate], now: float
+        self,
+        book: JobBook,
+        wave: int,
+        candidates: Iterable[Candidate],
+        now: float,
+        search: WaveSearch | None = None,
     ) -> Outcome:
-        """Send wave ``wave`` to ``candidates`` (nearest first; extra ones ignored)."""
+        """Send wave ``wave`` to ``candidates`` (nearest first; extra ones ignored).
+
+        ``search`` is the search that found them, when the caller has it: its
+        radius (a dispatcher's wider one) and ``by`` are the wave's. A wave
+        that reaches nobody escalates, unless offers of an earlier wave are
+        still out (a re-offer beside them): then the job waits for those.
+        """
         job = book.job
         out = Outcome()
         if job.state is not JobState.OPEN or wave != job.wave + 1:
             return out  # a concurrent step already moved the job on
-        radius = self.config.radius_for(wave)
+        radius = self.config.radius_for(wave) if search is None else search.radius_m
         job.wave = wave
         job.wave_radius_m = radius
         job.version += 1
@@ -171,6 +195,7 @@ class OfferEngine:
             book.offers[offer.id] = offer
             offered |= {cand.worker_id}
             out.sent.append(offer)
+        by = {} if search is None or search.by is None else {"by": search.by.as_data()}
         _record(
             book,
             out,
@@ -179,9 +204,11 @@ class OfferEngine:
             wave=wave,
             radius_m=radius,
             offered=[o.worker_id for o in out.sent],
+            **by,
         )
-        if out.sent:
-            job.wave_deadline = deadline
+        still = book.pending()
+        if out.sent or still:
+            job.wave_deadline = max(o.expires_at for o in still)
         else:
             self._escalate(book, now, out)
         return out
@@ -347,7 +374,9 @@ class OfferEngine:
         self._escalate(book, now, out)
         return out
 
-    def cancel(self, book: JobBook, now: float, reason: str = "") -> Outcome:
+    def cancel(
+        self, book: JobBook, now: float, reason: str = "", by: Actor | None = None
+    ) -> Outcome:
         """Cancel the job: pending offers close as ``cancelled``, the worker is freed."""
         job = book.job
         advance_job(job, JobState.CANCELLED, now)
@@ -357,8 +386,93 @@ class OfferEngine:
             close_offer(offer, OfferState.CANCELLED, now)
             out.closed.append(offer)
         out.released_worker = job.worker_id
-        _record(book, out, now, "cancelled", reason=reason)
+        extra = {} if by is None else {"by": by.as_data()}
+        _record(book, out, now, "cancelled", reason=reason, **extra)
         return out
+
+    # -- a dispatcher steps in ---------------------------------------------------
+
+    def assign_to(
+        self,
+        book: JobBook,
+        candidate: Candidate,
+        now: float,
+        by: Actor,
+        overridden: str | None = None,
+    ) -> Outcome:
+        """Give the open job to ``candidate`` now; every other pending offer closes as taken.
+
+        The caller has made the worker busy (claimed, or set busy on an
+        override) in the same transaction. The worker's pending offer of this
+        job, if any, is the one accepted; otherwise a direct offer (wave 0 of
+        no wave: ``wave`` is the job's current one) is made and accepted at
+        once, so the phone's ``assigned`` names an offer like any other.
+        ``overridden`` is the matching reason the dispatcher overrode; the
+        ``assigned`` event records it with ``by``. Raises
+        ``IllegalTransition`` unless the job is open or unfilled (the book
+        unchanged).
+        """
+        job = book.job
+        if job.state not in BY_HAND:
+            raise IllegalTransition(f"job {job.id}", job.state.value, JobState.ASSIGNED.value)
+        out = Outcome()
+        self._reopen(book, now, out, by)
+        mine = [o for o in book.pending() if o.worker_id == candidate.worker_id]
+        if mine:
+            offer = mine[0]
+        else:
+            offer = self._make_offer(job, candidate, now, now)
+            book.offers[offer.id] = offer
+        advance_job(job, JobState.ASSIGNED, now)
+        job.worker_id = candidate.worker_id
+        job.wave_deadline = None
+        close_offer(offer, OfferState.ACCEPTED, now)
+        out.assignment = Assignment(job.id, candidate.worker_id, offer.id, now)
+        for other in book.pending():
+            close_offer(other, OfferState.TAKEN, now)
+            out.closed.append(other)
+        override = {} if overridden is None else {"override": overridden}
+        _record(
+            book,
+            out,
+            now,
+            "assigned",
+            worker_id=candidate.worker_id,
+            offer_id=offer.id,
+            wave=offer.wave,
+            direct=True,
+            by=by.as_data(),
+            **override,
+        )
+        return out
+
+    def reoffer(self, book: JobBook, now: float, radius_m: float, by: Actor) -> Outcome:
+        """Ask for a new wave now over ``radius_m``, beside the offers still out.
+
+        The wave numbers on from the job's; after the last wave of the ladder
+        a re-offered job that times out is ``unfilled`` as usual. Raises
+        ``IllegalTransition`` unless the job is open or unfilled.
+        """
+        job = book.job
+        if job.state not in BY_HAND:
+            raise IllegalTransition(f"job {job.id}", job.state.value, "re-offered")
+        out = Outcome()
+        self._reopen(book, now, out, by)
+        out.search = WaveSearch(job.id, job.wave + 1, radius_m, self.config.wave_size, by)
+        return out
+
+    @staticmethod
+    def _reopen(book: JobBook, now: float, out: Outcome, by: Actor) -> None:
+        """Open an unfilled job again (for a dispatcher's step); an open job is left as is."""
+        job = book.job
+        if job.state is JobState.UNFILLED:
+            advance_job(job, JobState.OPEN, now)
+            _record(book, out, now, "reopened", by=by.as_data())
+
+    def next_radius(self, job: Job) -> float:
+        """The radius a re-offer reaches by default: the ladder's next rung past the job's."""
+        wider = [r for r in self.config.radii_m if r > job.wave_radius_m]
+        return wider[0] if wider else self.config.max_radius_m
 
     # -- helpers --------------------------------------------------------------
 

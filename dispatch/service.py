@@ -524,7 +524,7 @@ class DispatchService:
                     candidates = await self._candidates(
                         book.job, search, book.offered_workers(), now
                     )
-                out.merge(self.engine.open_wave(book, search.wave, candidates, now))
+                out.merge(self.engine.open_wave(book, search.wave, candidates, now, search))
             if out.released_worker is not None:
                 # Committed with the job where the store can (PostgreSQL).
                 await self.stores.workers.set_availability(

@@ -2,15 +2,7 @@
 
 Roles (``Role``), each with its own kind of secret:
 
-=========  ================================  ====================================
-role       secret                            may
-=========  ================================  ====================================
-admin      ``FIELDCLOUD_ADMIN_TOKEN``        create organisations
-org        an organisation's API key         manage its workers and jobs
-worker     a worker's device token           open ``/v1/ws/worker``
-open311    an Open311 client key             post GeoReport requests (``api_key``)
-=========  ================================  ====================================
-
+==========  ================================  ===============================
 Rules for handlers (HTTP routes and socket handshakes):
 
 1. Call ``authorize(headers, service, admin_token, *roles)`` before anything
@@ -41,8 +33,9 @@ from dataclasses import dataclass, field
 
 from starlette.datastructures import Headers
 
-from dispatch.credentials import DEVICE_TOKEN, ORG_KEY, kind_of
-from dispatch.models import Worker
+from dispatch.console import Console
+from dispatch.credentials import DEVICE_TOKEN, DISPATCHER_TOKEN, ORG_KEY, kind_of
+from dispatch.models import Actor, Worker
 from dispatch.open311.service import OPEN311_KEY, client_for_secret
 from dispatch.service import DispatchService
 
@@ -61,6 +54,8 @@ class Role(enum.StrEnum):
     """An organisation's integration key: its workers and jobs."""
     WORKER = "worker"
     """A technician's device: the phone socket, for that worker only."""
+    DISPATCHER = "dispatcher"
+    """A person in the control room: the organisation's lists and hand-made changes."""
     OPEN311 = "open311"
     """A citizen app's Open311 client key: posts GeoReport requests and nothing else."""
 
@@ -69,6 +64,7 @@ NEEDS: dict[Role, str] = {
     Role.ADMIN: "the admin token",
     Role.ORG: "an organisation API key",
     Role.WORKER: "a worker device token",
+    Role.DISPATCHER: "a dispatcher token",
     Role.OPEN311: "an Open311 client key",
 }
 """How a 403 names each role a call would have taken."""
@@ -85,6 +81,8 @@ class Principal:
     """The worker a device token belongs to; None for every other role."""
     worker: Worker | None = field(default=None, compare=False, repr=False)
     """The worker's record as read while authenticating (saves the handshake a read)."""
+    dispatcher_id: str | None = None
+    """The dispatcher a dispatcher token belongs to; None for every other role."""
 
     @property
     def tenant(self) -> str:
@@ -92,6 +90,13 @@ class Principal:
         if self.org_id is None:
             raise ApiError(403, "forbidden", "this call acts for an organisation")
         return self.org_id
+
+    @property
+    def actor(self) -> Actor:
+        """Who to record as ``by`` of a hand-made change: the dispatcher, else the org key."""
+        if self.dispatcher_id is not None:
+            return Actor(Role.DISPATCHER.value, self.dispatcher_id)
+        return Actor(self.role.value, self.tenant)
 
     @property
     def device(self) -> Worker:
@@ -117,6 +122,13 @@ async def _device_token(service: DispatchService, secret: str) -> Principal | No
     return Principal(Role.WORKER, worker.org_id, worker.id, worker)
 
 
+async def _dispatcher_token(service: DispatchService, secret: str) -> Principal | None:
+    found = await Console(service).dispatcher_for_token(secret)
+    return (
+        None if found is None else Principal(Role.DISPATCHER, found.org_id, dispatcher_id=found.id)
+    )
+
+
 async def _open311_key(service: DispatchService, secret: str) -> Principal | None:
     client = await client_for_secret(service.stores, secret)
     return None if client is None else Principal(Role.OPEN311, client.org_id)
@@ -125,6 +137,7 @@ async def _open311_key(service: DispatchService, secret: str) -> Principal | Non
 LOOKUPS: dict[str, Lookup] = {
     ORG_KEY: _org_key,
     DEVICE_TOKEN: _device_token,
+    DISPATCHER_TOKEN: _dispatcher_token,
     OPEN311_KEY: _open311_key,
 }
 """The store lookup for each secret prefix (``dispatch.credentials``)."""

@@ -118,8 +118,9 @@ async def handle_dispatch_error(request: Request, exc: Exception) -> Response:
     """A domain error with the status ``STATUS`` gives its class (an offer's close reason too)."""
     assert isinstance(exc, DispatchError)
     extra: dict[str, Any] = {}
-    if isinstance(exc, OfferClosed):
-        extra["reason"] = exc.reason
+    reason = exc.reason if isinstance(exc, OfferClosed | NotEligible) else None
+    if reason is not None:
+        extra["reason"] = reason
     return error_response(status_of(exc), exc.code, exc.message, **extra)
 
 

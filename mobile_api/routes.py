@@ -18,7 +18,7 @@ from starlette.types import Receive, Scope, Send
 
 from .open311 import config as open311_config
 from .open311 import endpoints as open311
-from .resources import health, jobs, metrics, orgs, workers
+from .resources import actions, dispatchers, health, jobs, lists, metrics, orgs, workers
 from .runtime import Runtime
 from .sockets import worker
 
@@ -34,6 +34,15 @@ ROUTES = [
     Route("/v1/jobs", jobs.create_job, methods=["POST"]),
     Route("/v1/jobs/{job_id}", jobs.get_job, methods=["GET"]),
     Route("/v1/jobs/{job_id}/cancel", jobs.cancel_job, methods=["POST"]),
+    Route("/v1/dispatchers", dispatchers.create_dispatcher, methods=["POST"]),
+    Route("/v1/dispatchers", dispatchers.list_dispatchers, methods=["GET"]),
+    Route("/v1/dispatchers/{dispatcher_id}", dispatchers.revoke_dispatcher, methods=["DELETE"]),
+    Route("/v1/workers", lists.list_workers, methods=["GET"]),
+    Route("/v1/workers/{worker_id}/status", actions.set_worker_status, methods=["POST"]),
+    Route("/v1/jobs", lists.list_jobs, methods=["GET"]),
+    Route("/v1/jobs/{job_id}/candidates", lists.job_candidates, methods=["GET"]),
+    Route("/v1/jobs/{job_id}/assign", actions.assign_job, methods=["POST"]),
+    Route("/v1/jobs/{job_id}/reoffer", actions.reoffer_job, methods=["POST"]),
     Route("/v1/services", open311_config.list_services, methods=["GET"]),
     Route("/v1/services/{service_code}", open311_config.put_service, methods=["PUT"]),
     Route("/v1/services/{service_code}", open311_config.delete_service, methods=["DELETE"]),

@@ -63,6 +63,34 @@ class CancelJob(_Body):
     reason: Annotated[str, msgspec.Meta(max_length=500)] = ""
 
 
+class CreateDispatcher(_Body):
+    """Body of ``POST /v1/dispatchers``: a person in the control room."""
+
+    name: Name
+
+
+class AssignJob(_Body):
+    """Body of ``POST /v1/jobs/{id}/assign``: give the job to this worker now.
+
+    ``override`` assigns a worker the matching rules leave out (logged).
+    """
+
+    worker_id: Ident
+    override: bool = False
+
+
+class ReofferJob(_Body):
+    """Body of ``POST /v1/jobs/{id}/reoffer`` (optional): the new wave's radius."""
+
+    radius_m: Annotated[float, msgspec.Meta(gt=0.0, le=200_000.0)] | None = None
+
+
+class SetWorkerStatus(_Body):
+    """Body of ``POST /v1/workers/{id}/status``: what the dispatcher sets."""
+
+    status: Availability
+
+
 # -- websocket: phone → server ----------------------------------------------
 
 

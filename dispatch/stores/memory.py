@@ -400,14 +400,20 @@ class MemoryWorkerFeed:
 
 def memory_stores(resolution: int, log_size: int = 256) -> Stores:
     """A fresh, empty in-process backend."""
+    from .memory_console import MemoryDispatcherStore, MemoryListings
+
     outbox = MemoryOutbox()
+    workers = MemoryWorkerStore()
+    jobs = MemoryJobStore(resolution, outbox)
     return Stores(
         orgs=MemoryOrgStore(),
-        workers=MemoryWorkerStore(),
-        jobs=MemoryJobStore(resolution, outbox),
+        workers=workers,
+        jobs=jobs,
         locations=MemoryLocationIndex(resolution),
         feed=MemoryWorkerFeed(log_size),
         outbox=outbox,
+        dispatchers=MemoryDispatcherStore(),
+        lists=MemoryListings(workers, jobs),
         open311=MemoryOpen311Store(),
     )
 

@@ -40,7 +40,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..effects import Effect
-from ..models import Availability, Fix, Job, JobEvent, Offer, Organisation, Worker
+from ..listing import JobQuery, ListedJob, Page, WorkerQuery
+from ..models import Availability, Dispatcher, Fix, Job, JobEvent, Offer, Organisation, Worker
 from ..offers import JobBook
 from ..open311.models import ClientKey, ServiceDefinition, ServiceRequest
 
@@ -155,6 +156,40 @@ class JobStore(Protocol):
 
     async def has_open_jobs(self, org_id: str) -> bool:
         """Whether the organisation has any open job at all (a cheap check)."""
+        ...
+
+
+class DispatcherStore(Protocol):
+    """An organisation's dispatchers and their tokens (stored hashed)."""
+
+    async def add_dispatcher(self, dispatcher: Dispatcher, token_hash: str) -> None: ...
+
+    async def dispatcher_by_token(self, token_hash: str) -> Dispatcher | None:
+        """The dispatcher owning the token, unless revoked."""
+        ...
+
+    async def dispatchers(self, org_id: str) -> list[Dispatcher]:
+        """The organisation's dispatchers, revoked ones too, oldest first."""
+        ...
+
+    async def revoke(self, org_id: str, dispatcher_id: str, at: float) -> Dispatcher | None:
+        """Revoke the token (once: a second revoke keeps the first time); None if not found."""
+        ...
+
+
+class Listings(Protocol):
+    """The lists a dispatcher reads (``dispatch.listing``: filters and keyset pages)."""
+
+    async def workers(self, org_id: str, query: WorkerQuery) -> Page[Worker]:
+        """A page of the organisation's workers matching ``query``, by id (read-only)."""
+        ...
+
+    async def jobs(self, org_id: str, query: JobQuery) -> Page[ListedJob]:
+        """A page of the organisation's jobs matching ``query``, by id, with pending offers."""
+        ...
+
+    async def offers_of(self, org_id: str, job_id: str) -> list[Offer]:
+        """Every offer of the organisation's job, in the order they were made."""
         ...
 
 
@@ -307,5 +342,7 @@ class Stores:
     locations: LocationIndex
     feed: WorkerFeed
     outbox: Outbox
+    dispatchers: DispatcherStore
+    lists: Listings
     open311: Open311Store | None = None
     """Open311 records; None in a backend built without them (the app adds memory ones)."""

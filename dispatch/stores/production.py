@@ -4,19 +4,7 @@
 returns a ``ProductionBackend`` whose ``stores`` the service uses and whose
 ``presence`` the websocket layer uses. What lives where:
 
-=================  ==========  ==============================================
-port               service     module
-=================  ==========  ==============================================
-``OrgStore``       PostgreSQL  ``postgres.organisations.PgOrgStore``
-``WorkerStore``    PostgreSQL  ``postgres.workers.PgWorkerStore`` (last fix: ``redis.fixes``)
-``JobStore``       PostgreSQL  ``postgres.jobs.PgJobStore``
-``Outbox``         PostgreSQL  ``postgres.outbox.PgOutbox``
-``Open311Store``   PostgreSQL  ``postgres.open311.PgOpen311Store``
-``LocationIndex``  Redis       ``redis.index.RedisLocationIndex``
-``WorkerFeed``     Redis       ``redis.feed.RedisWorkerFeed``
-presence           Redis       ``redis.presence.RedisPresence``
-=================  ==========  ==============================================
-
+=====================  ==========  =======================================
 Any number of instances may open the same database and Redis (same
 ``key_prefix``) and act as one; each needs its own ``instance_id``.
 
@@ -46,7 +34,9 @@ from geo import validate_resolution
 
 from ..errors import Unavailable
 from .ports import Stores
+from .postgres.dispatchers import PgDispatcherStore
 from .postgres.jobs import PgJobStore
+from .postgres.lists import PgListings
 from .postgres.migrations import MigrationError, migrate, pending
 from .postgres.open311 import PgOpen311Store
 from .postgres.organisations import PgOrgStore
@@ -133,13 +123,16 @@ async def open_production_stores(
         raise
     writer = RedisWriter(client, keys, delay_s=write_delay_s)
     feed = RedisWorkerFeed(client, keys, log_size=log_size, log_ttl_s=log_ttl_s, sweep_s=sweep_s)
+    fixes = RedisFixes(client, keys, writer)
     stores = Stores(
         orgs=PgOrgStore(pool),
-        workers=PgWorkerStore(pool, RedisFixes(client, keys, writer)),
+        workers=PgWorkerStore(pool, fixes),
         jobs=PgJobStore(pool, resolution),
         locations=RedisLocationIndex(client, keys, writer, resolution),
         feed=feed,
         outbox=PgOutbox(pool),
+        dispatchers=PgDispatcherStore(pool),
+        lists=PgListings(pool, fixes),
         open311=PgOpen311Store(pool),
     )
     return ProductionBackend(

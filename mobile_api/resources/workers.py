@@ -27,8 +27,9 @@ async def create_worker(request: Request) -> Response:
 
 
 async def get_worker(request: Request) -> Response:
-    """``GET /v1/workers/{worker_id}`` (organisation key): status and last fix; 404 if foreign."""
+    """``GET /v1/workers/{worker_id}`` (organisation key or dispatcher): status and last fix;
+    404 if foreign."""
     rt = runtime(request)
-    org_id = (await caller(request, Role.ORG)).tenant
+    org_id = (await caller(request, Role.ORG, Role.DISPATCHER)).tenant
     worker = await rt.service.get_worker(org_id, request.path_params["worker_id"])
     return json_response({**worker_view(worker), "connected": await rt.connected(worker.id)})

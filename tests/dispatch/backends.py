@@ -59,7 +59,7 @@ STALE_AFTER_S = 3600.0
 _STAMP = "fieldcloud test database, created at "
 
 _TABLES = (
-    "open311_requests, open311_keys, open311_services,"
+    "dispatchers, open311_requests, open311_keys, open311_services,"
     " outbox, job_events, offers, jobs, workers, org_keys, orgs"
 )
 

@@ -36,9 +36,10 @@ LEGAL_JOB_MOVES: frozenset[tuple[JobState, JobState]] = frozenset(
         (JobState.EN_ROUTE, JobState.CANCELLED),
         (JobState.ON_SITE, JobState.COMPLETED),
         (JobState.ON_SITE, JobState.CANCELLED),
+        (JobState.UNFILLED, JobState.OPEN),  # a dispatcher re-offers or assigns it
     }
 )
-FINAL_STATES = frozenset({JobState.COMPLETED, JobState.CANCELLED, JobState.UNFILLED})
+FINAL_STATES = frozenset({JobState.COMPLETED, JobState.CANCELLED})
 
 ALL_JOB_MOVES = list(itertools.product(JobState, JobState))
 LEGAL = [m for m in ALL_JOB_MOVES if m in LEGAL_JOB_MOVES]
@@ -134,13 +135,13 @@ def test_refused_job_move_leaves_job_unchanged(current: JobState, target: JobSta
 
 @pytest.mark.parametrize("state", sorted(FINAL_STATES))
 def test_final_states_have_no_exits(state: JobState) -> None:
-    """Completed, cancelled and unfilled jobs can move nowhere."""
+    """Completed and cancelled jobs can move nowhere."""
     assert JOB_TRANSITIONS[state] == frozenset()
     assert not any(can_advance(state, target) for target in JobState)
 
 
 def test_final_state_set_is_exactly_the_dead_ends() -> None:
-    """FINAL_JOB_STATES is completed, cancelled and unfilled."""
+    """FINAL_JOB_STATES is completed and cancelled (an unfilled job may be opened again)."""
     assert FINAL_JOB_STATES == FINAL_STATES
 
 

@@ -11,6 +11,7 @@ from dispatch.matching import (
     Exclusion,
     MatchContext,
     explain,
+    explain_at,
     is_eligible,
 )
 from dispatch.models import Availability, Fix, Job, JobState, Worker, WorkerKind
@@ -70,11 +71,14 @@ def test_worker_of_other_organisation_is_excluded() -> None:
     assert not is_eligible(worker, make_job(), ctx())
 
 
-@pytest.mark.parametrize("availability", [Availability.BUSY, Availability.OFF_DUTY])
-def test_unavailable_worker_is_excluded(availability: Availability) -> None:
-    """Busy and off-duty workers are not offered work."""
+@pytest.mark.parametrize(
+    ("availability", "reason"),
+    [(Availability.BUSY, Exclusion.BUSY), (Availability.OFF_DUTY, Exclusion.OFF_DUTY)],
+)
+def test_unavailable_worker_is_excluded(availability: Availability, reason: Exclusion) -> None:
+    """Busy and off-duty workers are not offered work, each for its own reason."""
     worker = make_worker(availability=availability)
-    assert explain(worker, make_job(), ctx()) is Exclusion.NOT_AVAILABLE
+    assert explain(worker, make_job(), ctx()) is reason
 
 
 @pytest.mark.parametrize(
@@ -166,7 +170,7 @@ def _failing_everything() -> Worker:
     ("fix", "expected"),
     [
         ({}, Exclusion.OTHER_ORGANISATION),
-        ({"org_id": "org-1"}, Exclusion.NOT_AVAILABLE),
+        ({"org_id": "org-1"}, Exclusion.BUSY),
         (
             {"org_id": "org-1", "availability": Availability.AVAILABLE},
             Exclusion.MISSING_SKILLS,
@@ -225,3 +229,22 @@ def test_custom_rules_replace_defaults() -> None:
     worker = _failing_everything()
     assert explain(worker, make_job(), ctx(), rules=()) is None
     assert is_eligible(worker, make_job(), ctx(), rules=())
+
+
+def test_a_decline_is_told_apart_from_another_earlier_offer() -> None:
+    """A worker who declined is left out as ``declined``, one offered before otherwise as
+    ``already_offered``."""
+    worker = make_worker()
+    offered = frozenset({worker.id})
+    declined = MatchContext(NOW, MAX_AGE, offered, declined=offered)
+    assert explain(worker, make_job(), declined) is Exclusion.DECLINED
+    assert explain(worker, make_job(), ctx(already_offered=offered)) is Exclusion.ALREADY_OFFERED
+
+
+def test_explain_at_adds_the_radius_after_the_rules() -> None:
+    """Beyond the radius an eligible worker is ``out_of_radius``; a rule's reason comes first."""
+    worker = make_worker()
+    assert explain_at(worker, make_job(), ctx(), 2_000.0, 1_999.0) is Exclusion.OUT_OF_RADIUS
+    assert explain_at(worker, make_job(), ctx(), 1_999.0, 1_999.0) is None
+    busy = make_worker(availability=Availability.BUSY)
+    assert explain_at(busy, make_job(), ctx(), 5_000.0, 1_000.0) is Exclusion.BUSY

@@ -92,6 +92,19 @@ class WorkerCred:
     name: str
 
 
+@dataclass(frozen=True)
+class DispatcherCred:
+    """A dispatcher created over HTTP: id, token, and the headers that authenticate as them."""
+
+    id: str
+    token: str
+    name: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
 class Phone:
     """A technician's phone: one websocket and a buffer of frames read ahead."""
 
@@ -219,6 +232,12 @@ class LiveServer:
         assert r.status_code == 201, r.text
         body = r.json()
         return WorkerCred(body["id"], body["token"], name)
+
+    async def create_dispatcher(self, org: Org, name: str = "Dee") -> DispatcherCred:
+        r = await self.http.post("/v1/dispatchers", json={"name": name}, headers=org.headers)
+        assert r.status_code == 201, r.text
+        body = r.json()
+        return DispatcherCred(body["id"], body["token"], name)
 
     async def post_job(
         self,

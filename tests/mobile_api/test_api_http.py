@@ -78,6 +78,9 @@ async def test_a_missing_or_wrong_token_answers_401_json(
 PUBLIC = {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics")}
 """Routes that answer without a token."""
 
+CONSOLE = {Role.ORG, Role.DISPATCHER}
+"""The organisation's key and its dispatchers: the lists and the hand-made changes."""
+
 GEOREPORT = {
     ("GET", "/open311/v2/discovery.{fmt}"),
     ("GET", "/open311/v2/services.{fmt}"),
@@ -93,10 +96,19 @@ GEOREPORT = {
 ROLES_OF: dict[tuple[str, str], set[Role]] = {
     ("POST", "/v1/orgs"): {Role.ADMIN},
     ("POST", "/v1/workers"): {Role.ORG},
-    ("GET", "/v1/workers/{worker_id}"): {Role.ORG},
+    ("GET", "/v1/workers"): CONSOLE,
+    ("GET", "/v1/workers/{worker_id}"): CONSOLE,
+    ("POST", "/v1/workers/{worker_id}/status"): CONSOLE,
     ("POST", "/v1/jobs"): {Role.ORG},
-    ("GET", "/v1/jobs/{job_id}"): {Role.ORG},
-    ("POST", "/v1/jobs/{job_id}/cancel"): {Role.ORG},
+    ("GET", "/v1/jobs"): CONSOLE,
+    ("GET", "/v1/jobs/{job_id}"): CONSOLE,
+    ("GET", "/v1/jobs/{job_id}/candidates"): CONSOLE,
+    ("POST", "/v1/jobs/{job_id}/cancel"): CONSOLE,
+    ("POST", "/v1/jobs/{job_id}/assign"): CONSOLE,
+    ("POST", "/v1/jobs/{job_id}/reoffer"): CONSOLE,
+    ("POST", "/v1/dispatchers"): {Role.ORG},
+    ("GET", "/v1/dispatchers"): {Role.ORG},
+    ("DELETE", "/v1/dispatchers/{dispatcher_id}"): {Role.ORG},
     ("GET", "/v1/services"): {Role.ORG},
     ("PUT", "/v1/services/{service_code}"): {Role.ORG},
     ("DELETE", "/v1/services/{service_code}"): {Role.ORG},
@@ -108,6 +120,10 @@ ROLES_OF: dict[tuple[str, str], set[Role]] = {
 BODIES: dict[str, dict[str, Any]] = {
     "/v1/orgs": {"name": "X"},
     "/v1/workers": {"name": "X"},
+    "/v1/dispatchers": {"name": "X"},
+    "/v1/workers/{worker_id}/status": {"status": "off_duty"},
+    "/v1/jobs/{job_id}/assign": {"worker_id": "wrk_x"},
+    "/v1/jobs/{job_id}/reoffer": {},
     "/v1/open311/keys": {"name": "X"},
 }
 
@@ -123,15 +139,24 @@ async def test_each_route_refuses_every_role_it_does_not_take_403(
 ) -> None:
     """A valid secret of a role the route does not take answers 403; one it takes passes."""
     cred = await server.create_worker(org, "Ann")
+    dispatcher = await server.create_dispatcher(org, "Dee")
     r = await server.http.post("/v1/open311/keys", json={"name": "app"}, headers=org.headers)
     secrets = {
         Role.ADMIN: ADMIN_TOKEN,
         Role.ORG: org.key,
         Role.WORKER: cred.token,
+        Role.DISPATCHER: dispatcher.token,
         Role.OPEN311: r.json()["api_key"],
     }
+    assert set(secrets) == set(Role), "every role is tried on every route"
     for (method, path), allowed in ROLES_OF.items():
-        url = path.format(worker_id=cred.id, job_id="job_x", service_code="x", key_id="o3k_x")
+        url = path.format(
+            worker_id=cred.id,
+            job_id="job_x",
+            dispatcher_id="dsp_x",
+            service_code="x",
+            key_id="o3k_x",
+        )
         for role, secret in secrets.items():
             r = await server.http.request(
                 method,

@@ -134,7 +134,10 @@ async def test_cancelling_closes_offers_and_frees_the_assigned_worker(
     view = await live.get_job(org, job["id"])
     assert view["state"] == "cancelled"
     assert view["history"][-1]["kind"] == "cancelled"
-    assert view["history"][-1]["data"] == {"reason": "customer called off"}
+    assert view["history"][-1]["data"] == {
+        "reason": "customer called off",
+        "by": {"role": "org", "id": org.id},
+    }
     assert (await live.get_worker(org, worker.worker_id))["status"] == "available"
     # The cancelled job can no longer be worked.
     error = await worker.request(

@@ -62,7 +62,7 @@ async def test_a_jobs_life_is_one_info_line_per_event(
     assert "wave 1 sent to 1 worker(s) within 2000 m" in mine[1]
     assert phone.worker_id in mine[2]
     assert f"job {nobody['id']} unfilled after 4 wave(s)" in lines
-    assert f"job {cancelled['id']} cancelled (duplicate)" in lines
+    assert f"job {cancelled['id']} cancelled (duplicate) by org {org.id}" in lines
 
 
 async def test_no_token_or_key_reaches_any_log_even_with_the_access_log_on(

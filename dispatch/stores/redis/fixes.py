@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import redis.asyncio as aioredis
 
@@ -75,4 +75,16 @@ class RedisFixes:
                     found[worker_id] = decode_fix(value)
                 except ValueError:
                     log.warning("ignoring a malformed fix for worker %s", worker_id)
+        return found
+
+    async def org_fixes(self, org_id: str) -> Mapping[str, Fix]:
+        """Every last fix of the organisation's workers (one ``HGETALL``; the lists' scan)."""
+        with redis_errors():
+            values = cast(Mapping[str, str], await self._redis.hgetall(self._keys.fixes(org_id)))
+        found: dict[str, Fix] = {}
+        for worker_id, value in values.items():
+            try:
+                found[worker_id] = decode_fix(value)
+            except ValueError:
+                log.warning("ignoring a malformed fix for worker %s", worker_id)
         return found
