@@ -21,13 +21,14 @@ JOB_TRANSITIONS: Mapping[JobState, frozenset[JobState]] = {
     JobState.ON_SITE: frozenset({JobState.COMPLETED, JobState.CANCELLED}),
     JobState.COMPLETED: frozenset(),
     JobState.CANCELLED: frozenset(),
-    JobState.UNFILLED: frozenset({JobState.OPEN}),
+    JobState.UNFILLED: frozenset({JobState.OPEN, JobState.CANCELLED}),
 }
 """Legal job moves. A worker may go straight from assigned to on_site (the
 job was next door); a worker who has not arrived yet may hand the job back
 (assigned or en_route → open, a release); completed and cancelled are final.
 An unfilled job waits for a dispatcher: only a re-offer or a direct
-assignment opens it again."""
+assignment opens it again, and it can be cancelled (the work order is
+withdrawn, or a city closes a request nobody could take)."""
 
 OFFER_TRANSITIONS: Mapping[OfferState, frozenset[OfferState]] = {
     OfferState.PENDING: frozenset(

@@ -37,6 +37,7 @@ LEGAL_JOB_MOVES: frozenset[tuple[JobState, JobState]] = frozenset(
         (JobState.ON_SITE, JobState.COMPLETED),
         (JobState.ON_SITE, JobState.CANCELLED),
         (JobState.UNFILLED, JobState.OPEN),  # a dispatcher re-offers or assigns it
+        (JobState.UNFILLED, JobState.CANCELLED),  # the work order is withdrawn
     }
 )
 FINAL_STATES = frozenset({JobState.COMPLETED, JobState.CANCELLED})

@@ -618,7 +618,21 @@ def test_cancel_frees_the_assigned_worker(state: JobState) -> None:
     assert book.job.state is JobState.CANCELLED
 
 
-@pytest.mark.parametrize("final", [JobState.CANCELLED, JobState.UNFILLED, JobState.COMPLETED])
+def test_cancel_of_an_unfilled_job_closes_it_and_frees_nobody() -> None:
+    """A job nobody took can still be cancelled: it ends cancelled, with no offer to close."""
+    engine, book = make_engine(), make_book()
+    out = engine.begin(book, NOW)
+    while out.search is not None:
+        out = engine.open_wave(book, out.search.wave, [], NOW)
+    ended = book.job.state
+    assert ended is JobState.UNFILLED
+    out = engine.cancel(book, NOW + 1, reason="withdrawn")
+    assert book.job.state is JobState.CANCELLED
+    assert (out.closed, out.released_worker) == ([], None)
+    assert kinds(out) == ["cancelled"]
+
+
+@pytest.mark.parametrize("final", [JobState.CANCELLED, JobState.COMPLETED])
 def test_cancel_of_finished_job_is_illegal(final: JobState) -> None:
     """A job that has ended cannot be cancelled; the error names its state."""
     engine, book = make_engine(), make_book()

@@ -84,13 +84,21 @@ async def test_a_request_is_dispatched_and_its_status_followed_to_closed(
 async def test_a_request_nobody_can_take_stays_open_awaiting_a_crew(
     start_server: StartServer,
 ) -> None:
-    """With no technician in reach the job goes unfilled; the request stays open."""
+    """With no technician in reach the job goes unfilled; the request stays open until the
+    city cancels the job, which closes it."""
     live = await start_server()
     c = await city(live)
     request_id = (await post_report(live, c)).json()[0]["service_request_id"]
     r = await live.http.get(f"/open311/v2/requests/{request_id}.json", params=c.jurisdiction)
     (view,) = r.json()
     assert (view["status"], view["status_notes"]) == ("open", "awaiting a crew")
+    (item,) = (await live.http.get("/v1/jobs", headers=c.org.headers)).json()["items"]
+    job = await live.get_job(c.org, item["id"])
+    assert (job["state"], job["external_ref"]) == ("unfilled", request_id)
+    assert (await live.cancel_job(c.org, job["id"], "no crew this week"))["state"] == "cancelled"
+    r = await live.http.get(f"/open311/v2/requests/{request_id}.json", params=c.jurisdiction)
+    (view,) = r.json()
+    assert (view["status"], view["status_notes"]) == ("closed", "cancelled")
 
 
 class _Nominatim(BaseHTTPRequestHandler):
